@@ -1,0 +1,160 @@
+/**
+ * main.ts - the tlsmgr executable: argv -> configuration -> caches, keys and
+ *           PRNG -> privileges -> listener -> serve until told to stop.
+ * Owns: the start-up order (open everything that needs privileges first, then
+ *       drop them, as Postfix daemons do), the embedded `--home` mode, and a
+ *       clean shutdown on SIGTERM/SIGINT or when master(8) goes away.
+ * Not here: any of the parts themselves; see the imports.
+ * See also: postfix/src/tlsmgr/tlsmgr.c (main, tlsmgr_pre_init,
+ *           tlsmgr_post_init, tlsmgr_before_exit)
+ */
+
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { userInfo } from "node:os";
+import { parseDaemonArgs } from "./cli/args.js";
+import type { DaemonArgs } from "./cli/args.js";
+import { loadConfig } from "./config/params.js";
+import type { TlsmgrConfig } from "./config/params.js";
+import { openCacheSet } from "./cache/cache-set.js";
+import type { CacheSet } from "./cache/cache-set.js";
+import { PrngPool } from "./prng/pool.js";
+import { openTicketKeySource } from "./tickets/key-source.js";
+import type { TicketKeySource } from "./tickets/ticket-keys.js";
+import { openMasterLink } from "./master/master-link.js";
+import type { MasterLink } from "./master/master-link.js";
+import { dropPrivileges } from "./master/privileges.js";
+import { setupLogging } from "./log/setup.js";
+import { FatalError, msgInfo, msgWarn, setMsgVerbose, setProcessName } from "./log/msg.js";
+import { startListener } from "./server/listener.js";
+import type { TlsmgrListener } from "./server/listener.js";
+import type { TlsmgrState } from "./server/handlers.js";
+import { CACHE_TYPES } from "./protocol/tlsmgr-proto.js";
+
+/** embeddedDefaults - main.cf defaults of the `--home DIR` mode: everything under DIR, caches on. */
+function embeddedDefaults(home: string): Record<string, string> {
+  return {
+    queue_directory: join(home, "queue"),
+    data_directory: join(home, "data"),
+    mail_owner: userInfo().username,
+    smtpd_tls_session_cache_database: "lmdb:${data_directory}/smtpd_scache",
+    smtp_tls_session_cache_database: "lmdb:${data_directory}/smtp_scache",
+    lmtp_tls_session_cache_database: "lmdb:${data_directory}/lmtp_scache",
+  };
+}
+
+interface Running {
+  listener?: TlsmgrListener;
+  pool?: PrngPool;
+  caches?: CacheSet;
+  tickets?: TicketKeySource;
+  link?: MasterLink;
+}
+
+/** shutdown - stop accepting, save the PRNG exchange file, close the stores. */
+async function shutdown(run: Running, why: string): Promise<void> {
+  msgInfo(why);
+  await run.listener?.close().catch(() => undefined);
+  await run.pool?.close().catch((err: Error) => msgWarn(`cannot save PRNG exchange file: ${err.message}`));
+  await run.tickets?.close().catch(() => undefined);
+  await run.caches?.close().catch(() => undefined);
+  run.link?.close();
+}
+
+async function start(args: DaemonArgs): Promise<void> {
+  const run: Running = {};
+  let configDir: string;
+  let defaults: Record<string, string> | undefined;
+  if (args.home !== undefined) {
+    const home = resolve(args.home);
+    configDir = home;
+    defaults = embeddedDefaults(home);
+    mkdirSync(join(home, "data"), { recursive: true, mode: 0o700 });
+  } else {
+    configDir = args.configDir ?? process.env.MAIL_CONFIG ?? "/etc/postfix";
+  }
+  const cfg: TlsmgrConfig = loadConfig({
+    configDir,
+    overrides: args.overrides,
+    ...(defaults ? { defaults } : {}),
+    allowMissingMainCf: args.home !== undefined,
+  });
+
+  setupLogging({
+    underMaster: args.underMaster,
+    standalone: args.standalone,
+    foreground: args.foreground,
+    syslog_facility: cfg.syslog_facility,
+    syslog_name: cfg.syslog_name,
+    process_name: "tlsmgr",
+    maillog_file: cfg.maillog_file,
+    queue_directory: cfg.queue_directory,
+    postlog_service_name: cfg.postlog_service_name,
+    chroot: args.chroot,
+  });
+
+  if (args.underMaster) run.link = openMasterLink(args, process.env, cfg.daemon_timeout);
+
+  // Open what needs privileges first: caches, PRNG exchange file, socket.
+  run.caches = await openCacheSet(cfg);
+  run.pool = await PrngPool.open(cfg);
+  run.tickets = await openTicketKeySource(cfg);
+  const caches = run.caches;
+  const pool = run.pool;
+  const state: TlsmgrState = {
+    cache: (type) => caches.get(type),
+    timeout: (type) => caches.timeout(type),
+    tickets: run.tickets,
+    seed: (n) => pool.generate(n),
+  };
+  caches.onSweepEntry?.((id, value) => pool.mixEntry(id, value));
+
+  const socketPath = run.link
+    ? undefined
+    : (args.socket ?? join(cfg.queue_directory, "private", args.serviceName || cfg.tlsmgr_service_name));
+  run.listener = await startListener(state, {
+    limits: {
+      nameLimit: cfg.tlsmgr_attr_name_limit,
+      valueLimit: cfg.tlsmgr_attr_value_limit,
+      countLimit: cfg.tlsmgr_attr_count_limit,
+    },
+    ipcTimeout: cfg.ipc_timeout,
+    afterRequest: () => pool.mixTimeOfDay(),
+    ...(run.link ? { fds: run.link.listenFds, onClientCount: (n: number) => run.link!.setClientCount(n) } : {}),
+    ...(socketPath ? { path: socketPath } : {}),
+  });
+
+  if (args.dropPrivileges)
+    dropPrivileges({ mailOwner: cfg.mail_owner, ...(args.chroot ? { chrootDir: cfg.queue_directory } : {}) });
+
+  for (const type of CACHE_TYPES) {
+    if (caches.get(type)) msgInfo(`${type} session cache: ${cfg[`${type}_tls_session_cache_database`]}, timeout ${caches.timeout(type)}s`);
+  }
+  if (socketPath) msgInfo(`listening on ${socketPath}`);
+
+  let stopping = false;
+  const stop = (why: string, code: number) => {
+    if (stopping) return;
+    stopping = true;
+    shutdown(run, why).finally(() => process.exit(code));
+  };
+  process.on("SIGTERM", () => stop("terminating on signal SIGTERM", 0));
+  process.on("SIGINT", () => stop("terminating on signal SIGINT", 0));
+  run.link?.onMasterGone(() => stop("master gone or reloading: saving PRNG exchange file and exiting", 0));
+}
+
+export async function main(argv: string[]): Promise<void> {
+  setProcessName("tlsmgr");
+  try {
+    const args = parseDaemonArgs(argv, process.env);
+    setMsgVerbose(args.verbose);
+    await start(args);
+  } catch (err) {
+    if (!(err instanceof FatalError)) {
+      process.stderr.write(`tlsmgr[${process.pid}]: fatal: ${(err as Error).stack ?? String(err)}\n`);
+    }
+    process.exit(1);
+  }
+}
+
+void main(process.argv.slice(2));

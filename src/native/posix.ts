@@ -1,0 +1,131 @@
+/**
+ * posix.ts - typed loader for the small POSIX addon (build/Release/posix.node).
+ * Owns: finding and loading the addon once, the typed API (flock, chroot, unix
+ *       datagram socket), and reporting why it is absent.
+ * Not here: the C code (native/posix.c), building it (scripts/build-native.mjs),
+ *       policy about locking or logging (prng/exchange.ts, log/ sinks).
+ * See also: binding.gyp, postfix/src/util/myflock.c
+ *
+ * Every function throws when the addon is absent (code "ERR_NATIVE_UNAVAILABLE");
+ * callers check nativeAvailable() first when they have a fallback. A failing
+ * system call throws an Error with .code (errno name, e.g. "EWOULDBLOCK"),
+ * .errno (number) and .syscall, like Node's own errors.
+ */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export type FlockOp = "sh" | "ex" | "un";
+
+/** The error a failing system call throws. */
+export interface PosixError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+}
+
+interface PosixAddon {
+  flock(fd: number, op: number, nonblock: boolean): void;
+  chroot(path: string): void;
+  unixDgramSocket(): number;
+  unixDgramSend(fd: number, path: string, data: Buffer): void;
+  closeFd(fd: number): void;
+}
+
+const FLOCK_OPS: Record<FlockOp, number> = { un: 0, sh: 1, ex: 2 };
+
+let addon: PosixAddon | undefined;
+let loadError = "";
+let loaded = false;
+
+/** addonCandidates - where the built addon may be, relative to src/ and dist/src/ */
+function addonCandidates(): string[] {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const fromEnv = process.env.TLSMGR_POSIX_ADDON;
+  const list = fromEnv ? [fromEnv] : [];
+  // src/native -> repo root is ../..; dist/src/native -> repo root is ../../..
+  for (const up of ["../..", "../../.."]) list.push(path.resolve(here, up, "build", "Release", "posix.node"));
+  return list;
+}
+
+/** loadAddon - load once; remember why it failed */
+function loadAddon(): PosixAddon | undefined {
+  if (loaded) return addon;
+  loaded = true;
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  for (const file of addonCandidates()) {
+    if (!existsSync(file)) {
+      tried.push(file);
+      continue;
+    }
+    try {
+      addon = require(file) as PosixAddon;
+      return addon;
+    } catch (err) {
+      loadError = `cannot load ${file}: ${err instanceof Error ? err.message : String(err)}`;
+      return undefined;
+    }
+  }
+  loadError = `POSIX addon not built (looked for ${tried.join(", ")}; run node scripts/build-native.mjs)`;
+  return undefined;
+}
+
+/** need - the addon, or throw ERR_NATIVE_UNAVAILABLE */
+function need(): PosixAddon {
+  const a = loadAddon();
+  if (!a) {
+    const err = new Error(loadError) as Error & { code: string };
+    err.code = "ERR_NATIVE_UNAVAILABLE";
+    throw err;
+  }
+  return a;
+}
+
+/** nativeAvailable - true when the addon is built and loads */
+export function nativeAvailable(): boolean {
+  return loadAddon() !== undefined;
+}
+
+/** nativeLoadError - why the addon is unavailable ("" when it loaded) */
+export function nativeLoadError(): string {
+  loadAddon();
+  return addon ? "" : loadError;
+}
+
+/** flock - flock(2) on fd: "sh" shared, "ex" exclusive, "un" unlock; nonblock adds LOCK_NB */
+export function flock(fd: number, op: FlockOp, nonblock = false): void {
+  const code = FLOCK_OPS[op];
+  if (code === undefined) throw new TypeError(`bad flock operation: ${String(op)}`);
+  need().flock(fd, code, nonblock);
+}
+
+/** isWouldBlock - the error a non-blocking flock gives when someone else holds the lock */
+export function isWouldBlock(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "EWOULDBLOCK" || code === "EAGAIN";
+}
+
+/** chroot - chroot(2) to path, then chdir("/") */
+export function chroot(dir: string): void {
+  need().chroot(dir);
+}
+
+/** unixDgramSocket - a new non-blocking, close-on-exec AF_UNIX datagram socket fd */
+export function unixDgramSocket(): number {
+  return need().unixDgramSocket();
+}
+
+/**
+ * unixDgramSend - send one datagram to the socket at path (e.g. /dev/log).
+ * The socket is non-blocking: a full receiver queue throws code "EAGAIN".
+ */
+export function unixDgramSend(fd: number, socketPath: string, data: Buffer): void {
+  need().unixDgramSend(fd, socketPath, data);
+}
+
+/** closeFd - close(2) a descriptor made by unixDgramSocket */
+export function closeFd(fd: number): void {
+  need().closeFd(fd);
+}

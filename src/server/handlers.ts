@@ -1,0 +1,261 @@
+/**
+ * handlers.ts - what each tlsmgr request does and what it answers.
+ * Owns: dispatch on the request name, the strict shape of each request, the
+ *       replies with Postfix's attributes and status integers, and the
+ *       warnings for bad requests. A reply always carries every attribute of
+ *       its request's reply, with empty data and zeros on failure.
+ * Not here: bytes and framing (protocol/attr0.ts), connections
+ *           (server/connection.ts), storage (cache/), keys (tickets/).
+ * See also: postfix/src/tlsmgr/tlsmgr.c (tlsmgr_service)
+ */
+
+import type { Attr0Attr } from "../protocol/attr0.js";
+import { attr0Encode } from "../protocol/attr0.js";
+import type { Attr0Spec } from "../protocol/attr0-scan.js";
+import { attr0ScanStrict } from "../protocol/attr0-scan.js";
+import {
+  isCacheType,
+  MAIL_ATTR_PROTO,
+  TLS_MGR_ATTR_CACHABLE,
+  TLS_MGR_ATTR_CACHE_ID,
+  TLS_MGR_ATTR_CACHE_TYPE,
+  TLS_MGR_ATTR_KEYBUF,
+  TLS_MGR_ATTR_KEYNAME,
+  TLS_MGR_ATTR_REQ,
+  TLS_MGR_ATTR_SEED,
+  TLS_MGR_ATTR_SESSION,
+  TLS_MGR_ATTR_SESSTOUT,
+  TLS_MGR_ATTR_SIZE,
+  TLS_MGR_ATTR_STATUS,
+  TLS_MGR_PROTOCOL,
+  TLS_MGR_REQ_DELETE,
+  TLS_MGR_REQ_LOOKUP,
+  TLS_MGR_REQ_POLICY,
+  TLS_MGR_REQ_SEED,
+  TLS_MGR_REQ_TKTKEY,
+  TLS_MGR_REQ_UPDATE,
+  TLS_MGR_STAT_ERR,
+  TLS_MGR_STAT_FAIL,
+  TLS_MGR_STAT_OK,
+  TLS_TICKET_NAMELEN,
+} from "../protocol/tlsmgr-proto.js";
+import type { CacheType } from "../protocol/tlsmgr-proto.js";
+import type { TicketKeySource } from "../tickets/ticket-keys.js";
+import { ticketKeyRecord } from "../tickets/ticket-keys.js";
+import { msgWarn, printable } from "../log/msg.js";
+
+/** The session cache operations a handler needs (cache/scache.ts provides them). */
+export interface SessionCacheOps {
+  lookup(id: string): Promise<Buffer | undefined>;
+  update(id: string, session: Buffer): Promise<boolean>;
+  delete(id: string): Promise<boolean>;
+}
+
+/** What the handlers serve from; built once at start-up by main.ts. */
+export interface TlsmgrState {
+  /** The cache of a type, or undefined when that cache is not enabled. */
+  cache(type: CacheType): SessionCacheOps | undefined;
+  /** That type's sanitised session cache timeout (policy reply, tktkey rule). */
+  timeout(type: CacheType): number;
+  tickets: TicketKeySource;
+  /** n fresh bytes from the PRNG pool, 1 <= n <= 255. */
+  seed(n: number): Buffer;
+}
+
+/** A reply: ready-made attr0 text, or a promise of it (cache and key stores may be asynchronous). */
+export type Reply = string | Promise<string>;
+
+const EMPTY = Buffer.alloc(0);
+
+/** serverAnnouncement - the list a server sends first on every connection. */
+export const SERVER_ANNOUNCEMENT = attr0Encode([[MAIL_ATTR_PROTO, TLS_MGR_PROTOCOL]]);
+
+const STATUS_FAIL_ONLY = attr0Encode([[TLS_MGR_ATTR_STATUS, TLS_MGR_STAT_FAIL]]);
+
+const SPEC_SEED: Attr0Spec = [[TLS_MGR_ATTR_SIZE, "int"]];
+const SPEC_POLICY: Attr0Spec = [[TLS_MGR_ATTR_CACHE_TYPE, "str"]];
+const SPEC_LOOKUP: Attr0Spec = [
+  [TLS_MGR_ATTR_CACHE_TYPE, "str"],
+  [TLS_MGR_ATTR_CACHE_ID, "str"],
+];
+const SPEC_UPDATE: Attr0Spec = [
+  [TLS_MGR_ATTR_CACHE_TYPE, "str"],
+  [TLS_MGR_ATTR_CACHE_ID, "str"],
+  [TLS_MGR_ATTR_SESSION, "data"],
+];
+const SPEC_TKTKEY: Attr0Spec = [[TLS_MGR_ATTR_KEYNAME, "data"]];
+
+const seedReply = (status: number, seed: Buffer) =>
+  attr0Encode([
+    [TLS_MGR_ATTR_STATUS, status],
+    [TLS_MGR_ATTR_SEED, seed],
+  ]);
+const policyReply = (status: number, cachable: number, timeout: number) =>
+  attr0Encode([
+    [TLS_MGR_ATTR_STATUS, status],
+    [TLS_MGR_ATTR_CACHABLE, cachable],
+    [TLS_MGR_ATTR_SESSTOUT, timeout],
+  ]);
+const lookupReply = (status: number, session: Buffer) =>
+  attr0Encode([
+    [TLS_MGR_ATTR_STATUS, status],
+    [TLS_MGR_ATTR_SESSION, session],
+  ]);
+const statusReply = (status: number) => attr0Encode([[TLS_MGR_ATTR_STATUS, status]]);
+const tktkeyReply = (status: number, keybuf: Buffer) =>
+  attr0Encode([
+    [TLS_MGR_ATTR_STATUS, status],
+    [TLS_MGR_ATTR_KEYBUF, keybuf],
+  ]);
+
+/** failReplyFor - the -2 reply shaped for a request name (used when a list cannot be read whole). */
+export function failReplyFor(request: string | undefined): string {
+  switch (request) {
+    case TLS_MGR_REQ_SEED:
+      return seedReply(TLS_MGR_STAT_FAIL, EMPTY);
+    case TLS_MGR_REQ_POLICY:
+      return policyReply(TLS_MGR_STAT_FAIL, 0, 0);
+    case TLS_MGR_REQ_LOOKUP:
+      return lookupReply(TLS_MGR_STAT_FAIL, EMPTY);
+    case TLS_MGR_REQ_UPDATE:
+    case TLS_MGR_REQ_DELETE:
+      return statusReply(TLS_MGR_STAT_FAIL);
+    case TLS_MGR_REQ_TKTKEY:
+      return tktkeyReply(TLS_MGR_STAT_FAIL, EMPTY);
+    default:
+      return STATUS_FAIL_ONLY;
+  }
+}
+
+/**
+ * handleRequest - serve one complete attribute list. `peer` names the
+ * client in warnings.
+ */
+export function handleRequest(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
+  const first = attrs[0];
+  if (first === undefined) {
+    msgWarn(`empty request from ${peer}`);
+    return STATUS_FAIL_ONLY;
+  }
+  if (first.name !== TLS_MGR_ATTR_REQ) {
+    msgWarn(`unexpected attribute ${printable(first.name)} from ${peer} (expecting: ${TLS_MGR_ATTR_REQ})`);
+    return STATUS_FAIL_ONLY;
+  }
+  const request = first.value.toString("latin1");
+  switch (request) {
+    case TLS_MGR_REQ_LOOKUP:
+      return handleLookup(state, attrs, peer);
+    case TLS_MGR_REQ_UPDATE:
+      return handleUpdate(state, attrs, peer);
+    case TLS_MGR_REQ_DELETE:
+      return handleDelete(state, attrs, peer);
+    case TLS_MGR_REQ_TKTKEY:
+      return handleTktkey(state, attrs, peer);
+    case TLS_MGR_REQ_SEED:
+      return handleSeed(state, attrs, peer);
+    case TLS_MGR_REQ_POLICY:
+      return handlePolicy(state, attrs, peer);
+    default:
+      msgWarn(`unknown request "${printable(request)}" from ${peer}`);
+      return STATUS_FAIL_ONLY;
+  }
+}
+
+/** cacheFor - the enabled cache of a type; warns on a bogus type. null = bogus, undefined = disabled. */
+function cacheFor(state: TlsmgrState, type: string, request: string): SessionCacheOps | undefined | null {
+  if (!isCacheType(type)) {
+    msgWarn(`bogus cache type "${printable(type)}" in "${request}" request`);
+    return null;
+  }
+  return state.cache(type);
+}
+
+function handleLookup(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
+  const scan = attr0ScanStrict(attrs, 1, SPEC_LOOKUP, peer);
+  if (scan.warning !== undefined) msgWarn(scan.warning);
+  if (!scan.ok) return lookupReply(TLS_MGR_STAT_FAIL, EMPTY);
+  const cache = cacheFor(state, scan.values[0] as string, TLS_MGR_REQ_LOOKUP);
+  if (!cache) return lookupReply(TLS_MGR_STAT_FAIL, EMPTY);
+  return cache.lookup(scan.values[1] as string).then(
+    (session) => (session === undefined ? lookupReply(TLS_MGR_STAT_ERR, EMPTY) : lookupReply(TLS_MGR_STAT_OK, session)),
+    () => lookupReply(TLS_MGR_STAT_ERR, EMPTY),
+  );
+}
+
+function handleUpdate(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
+  const scan = attr0ScanStrict(attrs, 1, SPEC_UPDATE, peer);
+  if (scan.warning !== undefined) msgWarn(scan.warning);
+  if (!scan.ok) return statusReply(TLS_MGR_STAT_FAIL);
+  const cache = cacheFor(state, scan.values[0] as string, TLS_MGR_REQ_UPDATE);
+  if (!cache) return statusReply(TLS_MGR_STAT_FAIL);
+  return cache.update(scan.values[1] as string, scan.values[2] as Buffer).then(
+    (ok) => statusReply(ok ? TLS_MGR_STAT_OK : TLS_MGR_STAT_ERR),
+    () => statusReply(TLS_MGR_STAT_ERR),
+  );
+}
+
+function handleDelete(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
+  const scan = attr0ScanStrict(attrs, 1, SPEC_LOOKUP, peer);
+  if (scan.warning !== undefined) msgWarn(scan.warning);
+  if (!scan.ok) return statusReply(TLS_MGR_STAT_FAIL);
+  const cache = cacheFor(state, scan.values[0] as string, TLS_MGR_REQ_DELETE);
+  if (!cache) return statusReply(TLS_MGR_STAT_FAIL);
+  return cache.delete(scan.values[1] as string).then(
+    (ok) => statusReply(ok ? TLS_MGR_STAT_OK : TLS_MGR_STAT_ERR),
+    () => statusReply(TLS_MGR_STAT_ERR),
+  );
+}
+
+function handleTktkey(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
+  const scan = attr0ScanStrict(attrs, 1, SPEC_TKTKEY, peer);
+  if (scan.warning !== undefined) msgWarn(scan.warning);
+  if (!scan.ok) return tktkeyReply(TLS_MGR_STAT_FAIL, EMPTY);
+  const keyname = scan.values[0] as Buffer;
+  // As Postfix: on failure the reply's keybuf is what the request's keyname was.
+  if (keyname.length !== 0 && keyname.length !== TLS_TICKET_NAMELEN) {
+    msgWarn(`invalid session ticket key name length: ${keyname.length}`);
+    return tktkeyReply(TLS_MGR_STAT_FAIL, keyname);
+  }
+  const timeout = state.timeout("smtpd");
+  if (timeout <= 0) return tktkeyReply(TLS_MGR_STAT_ERR, keyname);
+  const answer = (key: Awaited<ReturnType<TicketKeySource["tktkey"]>>) =>
+    key === undefined ? tktkeyReply(TLS_MGR_STAT_ERR, keyname) : tktkeyReply(TLS_MGR_STAT_OK, ticketKeyRecord(key));
+  let found;
+  try {
+    found = state.tickets.tktkey(keyname.length === 0 ? undefined : keyname, timeout);
+  } catch {
+    return tktkeyReply(TLS_MGR_STAT_ERR, keyname);
+  }
+  if (found instanceof Promise) return found.then(answer, () => tktkeyReply(TLS_MGR_STAT_ERR, keyname));
+  return answer(found);
+}
+
+function handleSeed(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
+  const scan = attr0ScanStrict(attrs, 1, SPEC_SEED, peer);
+  if (scan.warning !== undefined) msgWarn(scan.warning);
+  if (!scan.ok) return seedReply(TLS_MGR_STAT_FAIL, EMPTY);
+  const len = scan.values[0] as number;
+  if (len <= 0 || len > 255) {
+    msgWarn(`bogus seed length "${len}" in "${TLS_MGR_REQ_SEED}" request`);
+    return seedReply(TLS_MGR_STAT_FAIL, EMPTY);
+  }
+  let bytes: Buffer;
+  try {
+    bytes = state.seed(len);
+  } catch {
+    return seedReply(TLS_MGR_STAT_ERR, EMPTY);
+  }
+  return seedReply(TLS_MGR_STAT_OK, bytes);
+}
+
+function handlePolicy(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
+  const scan = attr0ScanStrict(attrs, 1, SPEC_POLICY, peer);
+  if (scan.warning !== undefined) msgWarn(scan.warning);
+  if (!scan.ok) return policyReply(TLS_MGR_STAT_FAIL, 0, 0);
+  const type = scan.values[0] as string;
+  if (!isCacheType(type)) {
+    msgWarn(`bogus cache type "${printable(type)}" in "${TLS_MGR_REQ_POLICY}" request`);
+    return policyReply(TLS_MGR_STAT_FAIL, 0, 0);
+  }
+  return policyReply(TLS_MGR_STAT_OK, state.cache(type) ? 1 : 0, state.timeout(type));
+}

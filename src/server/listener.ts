@@ -1,0 +1,114 @@
+/**
+ * listener.ts - the local stream socket tlsmgr listens on, and its clients.
+ * Owns: creating the socket (Postfix's mode 0666 inside a 0700 private
+ *       directory) or adopting one inherited from master(8), accepting,
+ *       naming clients for diagnostics, counting clients (for master's
+ *       busy/idle status), and closing.
+ * Not here: the request loop (server/connection.ts).
+ * See also: postfix/src/master/multi_server.c, postfix/src/util/unix_listen.c
+ */
+
+import { createServer } from "node:net";
+import type { Server, Socket } from "node:net";
+import { chmodSync, chownSync, mkdirSync, statSync, unlinkSync } from "node:fs";
+import { dirname } from "node:path";
+import type { TlsmgrState } from "./handlers.js";
+import type { ConnectionOptions } from "./connection.js";
+import { serveConnection } from "./connection.js";
+import { msgFatal } from "../log/msg.js";
+
+export interface ListenerOptions extends ConnectionOptions {
+  /** A path to create, or inherited listening descriptors (from master). */
+  path?: string;
+  fds?: number[];
+  /** Owner for a created private directory (mail_owner), when running as root. */
+  dirOwner?: { uid: number; gid: number };
+  /** Told the number of connected clients whenever it changes. */
+  onClientCount?: (n: number) => void;
+}
+
+export interface TlsmgrListener {
+  readonly clients: number;
+  /** Stop accepting, close every client, resolve when done. */
+  close(): Promise<void>;
+}
+
+/** prepareSocketPath - make the private directory (0700) and clear a stale socket. */
+export function prepareSocketPath(path: string, owner?: { uid: number; gid: number }): void {
+  const dir = dirname(path);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // Master's private/ is owned by mail_owner; only root can give it away.
+    if (owner && statSync(dir).uid !== owner.uid) chownSync(dir, owner.uid, owner.gid);
+  } catch (err) {
+    msgFatal(`create directory ${dir}: ${(err as Error).message}`);
+  }
+  try {
+    const st = statSync(path);
+    if (st.isSocket()) unlinkSync(path);
+    else msgFatal(`${path}: exists and is not a socket`);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+}
+
+/** startListener - listen and serve until close(). */
+export async function startListener(state: TlsmgrState, opts: ListenerOptions): Promise<TlsmgrListener> {
+  const sockets = new Set<Socket>();
+  let nextClient = 1;
+  const servers: Server[] = [];
+
+  const onConnection = (socket: Socket, label: string) => {
+    sockets.add(socket);
+    opts.onClientCount?.(sockets.size);
+    socket.on("close", () => {
+      sockets.delete(socket);
+      opts.onClientCount?.(sockets.size);
+    });
+    serveConnection(socket, `${label} client #${nextClient++}`, state, opts);
+  };
+
+  const listenOn = (target: { path: string } | { fd: number }, label: string) =>
+    new Promise<void>((resolve, reject) => {
+      const server = createServer({ pauseOnConnect: false }, (s) => onConnection(s, label));
+      server.once("error", reject);
+      server.listen(target, () => {
+        server.off("error", reject);
+        servers.push(server);
+        resolve();
+      });
+    });
+
+  if (opts.fds && opts.fds.length > 0) {
+    for (const fd of opts.fds) await listenOn({ fd }, `fd ${fd}`);
+  } else if (opts.path) {
+    prepareSocketPath(opts.path, opts.dirOwner);
+    try {
+      await listenOn({ path: opts.path }, opts.path);
+    } catch (err) {
+      msgFatal(`bind ${opts.path}: ${(err as Error).message}`);
+    }
+    // Postfix's private sockets are 0666; the 0700 directory is the guard.
+    chmodSync(opts.path, 0o666);
+  } else {
+    msgFatal("no socket to listen on");
+  }
+
+  return {
+    get clients() {
+      return sockets.size;
+    },
+    close: async () => {
+      const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+      for (const s of sockets) s.destroy();
+      await closed;
+      if (opts.path && !(opts.fds && opts.fds.length > 0)) {
+        try {
+          unlinkSync(opts.path);
+        } catch {
+          /* already gone */
+        }
+      }
+    },
+  };
+}

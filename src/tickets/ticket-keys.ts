@@ -1,0 +1,126 @@
+/**
+ * ticket-keys.ts - RFC 5077 session-ticket keys for smtpd, kept in memory
+ *                  as Postfix's tlsmgr keeps them.
+ * Owns: the key record (TLS_TICKET_KEY: name, AES key, HMAC key, tout), its
+ *       88-byte wire form, and the lifetime rules: with T the smtpd session
+ *       cache timeout, a new key encrypts until tout = now + T/2 - 1 and
+ *       decrypts until tout + T/2; only the current and previous key are kept.
+ * Not here: shared or persistent key stores (tickets/ stores of later work
+ *           implement TicketKeySource too).
+ * See also: postfix/src/tlsmgr/tlsmgr.c (tlsmgr_key), src/tls/tls_scache.c
+ *           (tls_scache_key, tls_scache_key_rotate)
+ */
+
+import { randomBytes } from "node:crypto";
+import {
+  TLS_TICKET_KEYLEN,
+  TLS_TICKET_KEY_RECORD_LEN,
+  TLS_TICKET_MACLEN,
+  TLS_TICKET_NAMELEN,
+} from "../protocol/tlsmgr-proto.js";
+import type { Clock } from "../util/clock.js";
+import { systemClock } from "../util/clock.js";
+
+export interface TicketKey {
+  name: Buffer; // 16 bytes
+  bits: Buffer; // 32 bytes, AES-256 key
+  hmac: Buffer; // 32 bytes, HMAC-SHA256 key
+  /** Encryption deadline, seconds since the epoch. */
+  tout: number;
+}
+
+/** Where tktkey requests are answered from. */
+export interface TicketKeySource {
+  /**
+   * keyname undefined: the current encryption key, made when none is valid;
+   * keyname of 16 bytes: that key if still valid for decryption.
+   * sessionTimeout is T, the smtpd session cache timeout in seconds (> 0).
+   */
+  tktkey(keyname: Buffer | undefined, sessionTimeout: number): TicketKey | undefined | Promise<TicketKey | undefined>;
+  close(): Promise<void>;
+}
+
+/** ticketKeyRecord - the 88-byte record smtpd expects: name, bits, hmac, native-endian int64 tout. */
+export function ticketKeyRecord(key: TicketKey): Buffer {
+  const out = Buffer.allocUnsafe(TLS_TICKET_KEY_RECORD_LEN);
+  key.name.copy(out, 0);
+  key.bits.copy(out, TLS_TICKET_NAMELEN);
+  key.hmac.copy(out, TLS_TICKET_NAMELEN + TLS_TICKET_KEYLEN);
+  const at = TLS_TICKET_NAMELEN + TLS_TICKET_KEYLEN + TLS_TICKET_MACLEN;
+  if (NATIVE_LE) out.writeBigInt64LE(BigInt(key.tout), at);
+  else out.writeBigInt64BE(BigInt(key.tout), at);
+  return out;
+}
+
+/** parseTicketKeyRecord - the inverse of ticketKeyRecord (tests, stores). */
+export function parseTicketKeyRecord(rec: Buffer): TicketKey {
+  if (rec.length !== TLS_TICKET_KEY_RECORD_LEN) throw new RangeError(`ticket key record length ${rec.length}`);
+  const at = TLS_TICKET_NAMELEN + TLS_TICKET_KEYLEN + TLS_TICKET_MACLEN;
+  return {
+    name: Buffer.from(rec.subarray(0, TLS_TICKET_NAMELEN)),
+    bits: Buffer.from(rec.subarray(TLS_TICKET_NAMELEN, TLS_TICKET_NAMELEN + TLS_TICKET_KEYLEN)),
+    hmac: Buffer.from(rec.subarray(TLS_TICKET_NAMELEN + TLS_TICKET_KEYLEN, at)),
+    tout: Number(NATIVE_LE ? rec.readBigInt64LE(at) : rec.readBigInt64BE(at)),
+  };
+}
+
+const NATIVE_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** newTicketKey - fresh random key material with tout = now + T/2 - 1. */
+export function newTicketKey(now: number, sessionTimeout: number, random: (n: number) => Buffer = randomBytes): TicketKey {
+  return {
+    name: random(TLS_TICKET_NAMELEN),
+    bits: random(TLS_TICKET_KEYLEN),
+    hmac: random(TLS_TICKET_MACLEN),
+    tout: now + Math.trunc(sessionTimeout / 2) - 1,
+  };
+}
+
+/** findTicketKey - tls_scache_key over a list sorted newest first (at most 2 used). */
+export function findTicketKey(
+  keys: ReadonlyArray<TicketKey>,
+  keyname: Buffer | undefined,
+  now: number,
+  halfTimeout: number,
+): TicketKey | undefined {
+  if (keyname !== undefined) {
+    for (const key of keys) if (key.name.equals(keyname)) return key.tout + halfTimeout > now ? key : undefined;
+    return undefined;
+  }
+  const current = keys[0];
+  return current !== undefined && current.tout > now ? current : undefined;
+}
+
+/** MemoryTicketKeys - Postfix's behaviour: keys live and die with the process. */
+export class MemoryTicketKeys implements TicketKeySource {
+  /** [current, previous], current expiring last. */
+  #keys: TicketKey[] = [];
+  readonly #clock: Clock;
+  readonly #random: (n: number) => Buffer;
+
+  constructor(opts: { clock?: Clock; random?: (n: number) => Buffer } = {}) {
+    this.#clock = opts.clock ?? systemClock;
+    this.#random = opts.random ?? randomBytes;
+  }
+
+  tktkey(keyname: Buffer | undefined, sessionTimeout: number): TicketKey | undefined {
+    const now = this.#clock.now();
+    const half = Math.trunc(sessionTimeout / 2);
+    const found = findTicketKey(this.#keys, keyname, now, half);
+    if (found !== undefined || keyname !== undefined) return found;
+    const key = newTicketKey(now, sessionTimeout, this.#random);
+    this.rotate(key);
+    return key;
+  }
+
+  /** rotate - tls_scache_key_rotate: keep the two keys, the later tout first. */
+  rotate(key: TicketKey): void {
+    const current = this.#keys[0];
+    if (current === undefined || current.tout < key.tout) this.#keys = current ? [key, current] : [key];
+    else this.#keys = [current, key];
+  }
+
+  async close(): Promise<void> {
+    this.#keys = [];
+  }
+}

@@ -1,0 +1,469 @@
+/**
+ * postfix-instance.ts - a private Debian Postfix instance in a temporary
+ *                       directory, for tests against the real tlsmgr clients.
+ * Owns: the instance layout (config, queue and data directories, maillog),
+ *       main.cf and master.cf generation (chroot off, smtpd on two free
+ *       loopback ports, the second one discarding), start/stop/reload,
+ *       sendmail, maillog polling, and the openssl s_client resumption probe.
+ * Not here: starting our daemon (test/helpers/daemon.ts); installing Postfix
+ *           (scripts/ensure-system-deps.sh).
+ * See also: /work/shared/docs/postfix-test-instance.md, test/postfix/*.test.ts
+ *
+ * Everything lives under one mkdtemp directory that destroy() removes after
+ * `postfix stop`. Instances still alive when the test process exits are
+ * stopped and removed by an exit hook.
+ */
+
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+
+export interface PostfixInstance {
+  /** The temporary directory that holds everything below. */
+  dir: string;
+  configDir: string;
+  queueDir: string;
+  dataDir: string;
+  maillog: string;
+  /** smtpd with TLS (may), myhostname from main.cf. */
+  smtpdPort: number;
+  /** Second smtpd (myhostname other.test, content_filter discard:), the relayhost. */
+  smtpdPort2: number;
+  /** postconf -c configDir ARGS...; resolves to stdout. */
+  postconf(...args: string[]): Promise<string>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  reload(): Promise<void>;
+  /** sendmail -C configDir TO, the body as the message text. */
+  sendmail(to: string, body?: string): Promise<void>;
+  /** Poll maillog until a line matches re; resolves to that line. */
+  waitForLog(re: RegExp, timeoutMs: number): Promise<string>;
+  logText(): Promise<string>;
+  /** $queue_directory/private/tlsmgr */
+  tlsmgrSocket: string;
+  destroy(): Promise<void>;
+}
+
+export interface PostfixInstanceOptions {
+  /**
+   * "postfix": master.cf keeps Postfix's own tlsmgr service.
+   * "none": the tlsmgr service is removed (postconf -MX tlsmgr/unix) so an
+   *         external daemon can own private/tlsmgr.
+   * {command}: master.cf's tlsmgr service runs that command (master(5) takes
+   *         it relative to daemon_directory).
+   */
+  tlsmgr: "postfix" | "none" | { command: string };
+  /** Extra or overriding main.cf settings, applied last. */
+  mainCf?: Record<string, string>;
+}
+
+const POSTFIX_BINARIES = ["postfix", "postconf", "sendmail", "openssl"];
+const SBIN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
+const MASTER_CF_SOURCES = ["/etc/postfix/master.cf", "/usr/share/postfix/master.cf.dist"];
+const MAIL_OWNER = "postfix";
+
+/** Where scripts/ensure-system-deps.sh records that it could not install. */
+export const SYSTEM_DEPS_MARKER = join(
+  fileURLToPath(new URL("../../../", import.meta.url)),
+  "node_modules", ".cache", "tlsmgr-ts", "system-deps-missing",
+);
+
+// whichSync - the full path of a program on PATH plus the sbin directories, or undefined
+function whichSync(name: string): string | undefined {
+  const dirs = `${process.env["PATH"] ?? ""}:${SBIN_PATH}`.split(":").filter((d) => d !== "");
+  for (const d of dirs) {
+    const p = join(d, name);
+    try {
+      if (statSync(p).isFile()) return p;
+    } catch {
+      /* not here */
+    }
+  }
+  return undefined;
+}
+
+/** postfixAvailable - Postfix, its tools and openssl are installed here. */
+export function postfixAvailable(): boolean {
+  return POSTFIX_BINARIES.every((b) => whichSync(b) !== undefined)
+    && MASTER_CF_SOURCES.some((f) => existsSync(f));
+}
+
+/**
+ * postfixSkipReason - undefined when Postfix tests must run; otherwise the
+ * reason to skip them, which exists only when ensure-system-deps.sh could not
+ * install Postfix (not root). A missing Postfix without that marker is a test
+ * failure, not a skip (call requirePostfix()).
+ */
+export function postfixSkipReason(): string | undefined {
+  if (postfixAvailable()) return undefined;
+  if (!existsSync(SYSTEM_DEPS_MARKER)) return undefined;
+  const why = readFileSync(SYSTEM_DEPS_MARKER, "utf8").trim();
+  const reason = `postfix not installed: ${why || "scripts/ensure-system-deps.sh could not install it"}`;
+  process.stderr.write(`\n*** warning: SKIPPING real-Postfix tests: ${reason} ***\n\n`);
+  return reason;
+}
+
+/** requirePostfix - throw a clear error when Postfix is missing (and not excused). */
+export function requirePostfix(): void {
+  if (postfixAvailable()) return;
+  const missing = POSTFIX_BINARIES.filter((b) => whichSync(b) === undefined);
+  throw new Error(
+    `postfix not installed (missing: ${missing.join(", ") || "master.cf"}); `
+      + "run scripts/ensure-system-deps.sh as root, or apt-get install postfix postfix-lmdb openssl swaks",
+  );
+}
+
+// run - execFile with a clean PATH; rejects with the command, status and output
+function run(file: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}):
+  Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(file, args, {
+      env: { ...process.env, PATH: `${SBIN_PATH}:${process.env["PATH"] ?? ""}`, ...opts.env },
+      timeout: opts.timeoutMs ?? 60_000,
+      maxBuffer: 16 * 1024 * 1024,
+    }, (err, stdout, stderr) => {
+      if (err) {
+        reject(new Error(`${file} ${args.join(" ")}: ${err.message.trim()}\nstdout: ${stdout}\nstderr: ${stderr}`));
+      } else {
+        resolve({ stdout, stderr });
+      }
+    });
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+  });
+}
+
+/** freeLoopbackPort - a port that was free on 127.0.0.1 a moment ago (bind 0, close). */
+export async function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// pidAlive - whether a process with this pid exists
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+// masterPid - the pid in $queue_directory/pid/master.pid, or undefined
+function masterPid(queueDir: string): number | undefined {
+  try {
+    const n = Number.parseInt(readFileSync(join(queueDir, "pid", "master.pid"), "utf8").trim(), 10);
+    return Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// rewriteMasterCf - chroot off on every service line, smtpd moved to PORT, plus the second smtpd
+function rewriteMasterCf(text: string, port: number, port2: number): string {
+  const out: string[] = [];
+  for (const line of text.split("\n")) {
+    if (line === "" || /^\s/.test(line) || line.startsWith("#")) {
+      out.push(line);
+      continue;
+    }
+    const f = line.trim().split(/\s+/);
+    if (f.length < 8) {
+      out.push(line);
+      continue;
+    }
+    f[4] = "n";
+    if (f[0] === "smtp" && f[1] === "inet") f[0] = `127.0.0.1:${port}`;
+    out.push(f.join(" "));
+  }
+  out.push(`127.0.0.1:${port2} inet n - n - - smtpd`);
+  out.push("  -o myhostname=other.test");
+  out.push("  -o content_filter=discard:");
+  out.push("");
+  return out.join("\n");
+}
+
+// mainCfText - the essentials of a private instance, then the caller's settings
+function mainCfText(p: { dir: string; queueDir: string; dataDir: string; maillog: string; host: string;
+  cert: string; key: string; port2: number; extra: Record<string, string> }): string {
+  const settings: Record<string, string> = {
+    compatibility_level: "3.6",
+    queue_directory: p.queueDir,
+    data_directory: p.dataDir,
+    mail_owner: MAIL_OWNER,
+    setgid_group: "postdrop",
+    inet_interfaces: "127.0.0.1",
+    inet_protocols: "ipv4",
+    myhostname: p.host,
+    mydestination: "",
+    mynetworks: "127.0.0.0/8",
+    alias_maps: "",
+    alias_database: "",
+    maillog_file: p.maillog,
+    maillog_file_prefixes: p.dir,
+    smtpd_tls_cert_file: p.cert,
+    smtpd_tls_key_file: p.key,
+    smtpd_tls_security_level: "may",
+    smtpd_tls_loglevel: "1",
+    smtpd_tls_session_cache_database: "lmdb:${data_directory}/smtpd_scache",
+    smtp_tls_session_cache_database: "lmdb:${data_directory}/smtp_scache",
+    smtp_tls_security_level: "encrypt",
+    smtp_tls_loglevel: "2",
+    relayhost: `[127.0.0.1]:${p.port2}`,
+    smtp_host_lookup: "native",
+    smtp_dns_support_level: "disabled",
+    smtpd_peername_lookup: "no",
+    biff: "no",
+    ...p.extra,
+  };
+  return Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join("\n") + "\n";
+}
+
+const live = new Set<{ configDir: string; queueDir: string; dir: string }>();
+let exitHookInstalled = false;
+
+// installExitHook - stop and remove instances a test left behind
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on("exit", () => {
+    for (const inst of live) {
+      const pid = masterPid(inst.queueDir);
+      if (pid !== undefined && pidAlive(pid)) {
+        try {
+          execFileSync("postfix", ["-c", inst.configDir, "abort"],
+            { stdio: "ignore", env: { ...process.env, PATH: `${SBIN_PATH}:${process.env["PATH"] ?? ""}` } });
+        } catch {
+          try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
+        }
+      }
+      try { rmSync(inst.dir, { recursive: true, force: true }); } catch { /* best effort */ }
+    }
+  });
+}
+
+/**
+ * createPostfixInstance - lay out a private instance (not started).
+ * The temporary directory is made traversable (0755) for the postfix user;
+ * data_directory is owned by postfix, mode 0700.
+ */
+export async function createPostfixInstance(opts: PostfixInstanceOptions): Promise<PostfixInstance> {
+  requirePostfix();
+  const dir = await mkdtemp(join(tmpdir(), "tlsmgr-pf-"));
+  await chmod(dir, 0o755);
+  const configDir = join(dir, "etc");
+  const queueDir = join(dir, "spool");
+  const dataDir = join(dir, "data");
+  const maillog = join(dir, "maillog");
+  const tracked = { configDir, queueDir, dir };
+  live.add(tracked);
+  installExitHook();
+
+  try {
+    await mkdir(configDir, { mode: 0o755 });
+    await mkdir(queueDir, { mode: 0o755 });
+    await mkdir(dataDir, { mode: 0o700 });
+    const uid = Number(execFileSync("id", ["-u", MAIL_OWNER]).toString().trim());
+    const gid = Number(execFileSync("id", ["-g", MAIL_OWNER]).toString().trim());
+    if (process.getuid?.() === 0) await chown(dataDir, uid, gid);
+
+    const cert = join(configDir, "cert.pem");
+    const key = join(configDir, "key.pem");
+    await run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=mx.test",
+      "-days", "30", "-keyout", key, "-out", cert]);
+    await chmod(key, 0o600);
+
+    const smtpdPort = await freeLoopbackPort();
+    let smtpdPort2 = await freeLoopbackPort();
+    while (smtpdPort2 === smtpdPort) smtpdPort2 = await freeLoopbackPort();
+
+    const host = `mx-${dir.slice(-6).toLowerCase().replace(/[^a-z0-9]/g, "x")}.test`;
+    await writeFile(join(configDir, "main.cf"), mainCfText({
+      dir, queueDir, dataDir, maillog, host, cert, key, port2: smtpdPort2, extra: opts.mainCf ?? {},
+    }));
+    const masterSrc = MASTER_CF_SOURCES.find((f) => existsSync(f));
+    if (masterSrc === undefined) throw new Error("no master.cf to copy (postfix not installed?)");
+    await writeFile(join(configDir, "master.cf"),
+      rewriteMasterCf(await readFile(masterSrc, "utf8"), smtpdPort, smtpdPort2));
+
+    const postconf = async (...args: string[]): Promise<string> =>
+      (await run("postconf", ["-c", configDir, ...args])).stdout;
+
+    if (opts.tlsmgr === "none") {
+      await postconf("-MX", "tlsmgr/unix");
+    } else if (typeof opts.tlsmgr === "object") {
+      await postconf("-M", `tlsmgr/unix=tlsmgr unix - - n 1000? 1 ${opts.tlsmgr.command}`);
+    }
+
+    let started = false;
+    const inst: PostfixInstance = {
+      dir, configDir, queueDir, dataDir, maillog, smtpdPort, smtpdPort2,
+      tlsmgrSocket: join(queueDir, "private", "tlsmgr"),
+      postconf,
+
+      async start() {
+        try {
+          await run("postfix", ["-c", configDir, "start"]);
+        } catch (e) {
+          // postfix reports fatal errors to syslog or a tty only: ask again under script(1)
+          let why = "";
+          try {
+            why = (await run("script", ["-qc", `postfix -c ${configDir} check`, "/dev/null"])).stdout;
+          } catch (e2) {
+            why = (e2 as Error).message;
+          }
+          throw new Error(`postfix -c ${configDir} start failed: ${(e as Error).message}\ncheck: ${why}`);
+        }
+        started = true;
+        // master writes its pid and opens its sockets at once; wait for the pid file
+        for (let i = 0; i < 200 && masterPid(queueDir) === undefined; i++) await sleep(50);
+        if (masterPid(queueDir) === undefined) throw new Error(`postfix master did not start in ${dir}`);
+      },
+
+      async stop() {
+        const pid = masterPid(queueDir);
+        if (pid === undefined || !pidAlive(pid)) return;
+        try {
+          await run("postfix", ["-c", configDir, "stop"]);
+        } catch {
+          /* fall through to the wait and the kill */
+        }
+        for (let i = 0; i < 200 && pidAlive(pid); i++) await sleep(50);
+        if (pidAlive(pid)) {
+          try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
+        }
+        started = false;
+      },
+
+      async reload() {
+        await run("postfix", ["-c", configDir, "reload"]);
+      },
+
+      async sendmail(to: string, body?: string) {
+        const text = body ?? `Subject: tlsmgr-ts test\n\ntest message to ${to}\n`;
+        await run("sendmail", ["-C", configDir, "-f", `sender@${host}`, to], { input: text });
+      },
+
+      async logText() {
+        try {
+          return await readFile(maillog, "utf8");
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === "ENOENT") return "";
+          throw e;
+        }
+      },
+
+      async waitForLog(re: RegExp, timeoutMs: number) {
+        const deadline = Date.now() + timeoutMs;
+        const flags = re.flags.replace("g", "").replace("y", "");
+        const lineRe = new RegExp(re.source, flags);
+        for (;;) {
+          const text = await inst.logText();
+          const hit = text.split("\n").find((l) => lineRe.test(l));
+          if (hit !== undefined) return hit;
+          if (Date.now() > deadline) {
+            const tail = text.split("\n").slice(-40).join("\n");
+            throw new Error(`no maillog line matching ${re} within ${timeoutMs} ms; maillog tail:\n${tail}`);
+          }
+          await sleep(100);
+        }
+      },
+
+      async destroy() {
+        if (started || masterPid(queueDir) !== undefined) await inst.stop();
+        await rm(dir, { recursive: true, force: true });
+        live.delete(tracked);
+      },
+    };
+    return inst;
+  } catch (e) {
+    await rm(dir, { recursive: true, force: true });
+    live.delete(tracked);
+    throw e;
+  }
+}
+
+export interface OpensslResult {
+  /** s_client printed a line beginning "Reused". */
+  reused: boolean;
+  /** stdout and stderr of s_client (of the last step). */
+  output: string;
+}
+
+/**
+ * opensslResumes - one `openssl s_client -starttls smtp` session on 127.0.0.1.
+ * Without sessIn: a handshake on port that saves its session with -sess_out
+ *   sessFile; with port2 it then tries to resume that session on port2 with
+ *   -sess_in and returns that second result.
+ * With sessIn: one handshake on port with -sess_in sessFile.
+ * QUIT is sent once the handshake summary is out; stdin stays open until the
+ * server has closed so that TLS 1.3 tickets are read before s_client exits.
+ */
+export async function opensslResumes(port: number, sessFile: string,
+  opts: { sessIn?: boolean; port2?: number } = {}): Promise<OpensslResult> {
+  if (opts.sessIn !== true && opts.port2 !== undefined) {
+    await opensslResumes(port, sessFile, {});
+    return opensslResumes(opts.port2, sessFile, { sessIn: true });
+  }
+  const args = ["s_client", "-starttls", "smtp", "-connect", `127.0.0.1:${port}`,
+    "-servername", "mx.test", "-nocommands", opts.sessIn === true ? "-sess_in" : "-sess_out", sessFile];
+  return new Promise((resolve, reject) => {
+    const child = spawn("openssl", args, { stdio: ["pipe", "pipe", "pipe"] });
+    let output = "";
+    let quitSent = false;
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`openssl ${args.join(" ")}: no end within 30 s; output:\n${output}`));
+    }, 30_000);
+    const onData = (d: Buffer): void => {
+      output += d.toString("latin1");
+      if (!quitSent && /^(New|Reused),/m.test(output)) {
+        quitSent = true;
+        child.stdin.write("QUIT\r\n");
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.stdin.on("error", () => { /* s_client gone first */ });
+    child.on("error", (e) => { clearTimeout(timer); reject(e); });
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      child.stdin.destroy();
+      if (!/^(New|Reused),/m.test(output)) {
+        reject(new Error(`openssl ${args.join(" ")}: no TLS handshake (exit ${code}); output:\n${output}`));
+        return;
+      }
+      resolve({ reused: /^Reused,/m.test(output), output });
+    });
+  });
+}
+
+/**
+ * sessionTicketKeyName - the first 16 bytes (RFC 5077 key_name) of the
+ * session ticket stored in an s_client -sess_out file, as hex; undefined when
+ * the session carries no ticket.
+ */
+export async function sessionTicketKeyName(sessFile: string): Promise<string | undefined> {
+  const { stdout } = await run("openssl", ["sess_id", "-in", sessFile, "-noout", "-text"]);
+  const at = stdout.indexOf("TLS session ticket:");
+  if (at < 0) return undefined;
+  const hex: string[] = [];
+  for (const line of stdout.slice(at).split("\n").slice(1)) {
+    const m = /^\s*[0-9a-f]{4} - ((?:[0-9a-f]{2}[ -]){1,16})/i.exec(line);
+    if (m === null) break;
+    hex.push(...(m[1] ?? "").trim().split(/[ -]+/));
+    if (hex.length >= 16) break;
+  }
+  return hex.length >= 16 ? hex.slice(0, 16).join("").toLowerCase() : undefined;
+}
