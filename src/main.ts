@@ -96,18 +96,18 @@ async function start(args: DaemonArgs): Promise<void> {
   if (args.underMaster) run.link = openMasterLink(args, process.env, cfg.daemon_timeout);
 
   // Open what needs privileges first: caches, PRNG exchange file, socket.
-  run.caches = await openCacheSet(cfg);
-  run.pool = await PrngPool.open(cfg);
+  const pool = (run.pool = await PrngPool.open(cfg));
+  const caches = (run.caches = await openCacheSet(cfg, {
+    onSweepEntry: (_type, id, value) => pool.mixEntry(id, value),
+  }));
   run.tickets = await openTicketKeySource(cfg);
-  const caches = run.caches;
-  const pool = run.pool;
   const state: TlsmgrState = {
     cache: (type) => caches.get(type),
     timeout: (type) => caches.timeout(type),
     tickets: run.tickets,
     seed: (n) => pool.generate(n),
   };
-  caches.onSweepEntry?.((id, value) => pool.mixEntry(id, value));
+  caches.startSweeps();
 
   const socketPath = run.link
     ? undefined
@@ -130,6 +130,8 @@ async function start(args: DaemonArgs): Promise<void> {
   for (const type of CACHE_TYPES) {
     if (caches.get(type)) msgInfo(`${type} session cache: ${cfg[`${type}_tls_session_cache_database`]}, timeout ${caches.timeout(type)}s`);
   }
+  if (args.home !== undefined)
+    msgInfo(`embedded mode: main.cf (optional), queue and data directories under ${configDir}`);
   if (socketPath) msgInfo(`listening on ${socketPath}`);
 
   let stopping = false;

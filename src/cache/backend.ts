@@ -3,8 +3,16 @@
  *              and the registry from map type ("lmdb", "memory", ...) to opener.
  * Owns: CacheBackend (as small as Postfix's DICT), BackendOpener, the registry.
  * Not here: timestamps, expiry and the sweep (cache/scache.ts); the backends
- *           themselves (cache/backends/*.ts).
+ *           themselves (cache/backends/*.ts, registered by cache/backends/index.ts).
  * See also: postfix/src/util/dict.h, dict_open.c; test/conformance/backend-suite.ts
+ *
+ * Buffer ownership: update() may keep the Buffer it is given (no copy), so the
+ * caller must not modify it afterwards; lookup() and sequence() may hand out a
+ * Buffer the backend still holds, so the caller must not modify it either. A
+ * returned Buffer stays valid (a backend never reuses its memory).
+ *
+ * Keys are JS strings; a backend must accept any string (empty, UTF-8, long
+ * ones) and give the same string back from sequence().
  */
 
 export interface CacheBackend {
@@ -13,13 +21,15 @@ export interface CacheBackend {
   readonly name: string;
   /** The value stored under key, or undefined when there is none. */
   lookup(key: string): Promise<Buffer | undefined>;
-  /** Store value under key, replacing what was there. */
+  /** Store value under key, replacing what was there. Visible to lookup() once called. */
   update(key: string, value: Buffer): Promise<void>;
   /** Remove key; true when something was removed. */
   delete(key: string): Promise<boolean>;
   /**
    * Walk every entry. Must survive the deletion of the entry it stands on
-   * (and of others) while the walk is in progress.
+   * (and of others) while the walk is in progress. Entries added or changed
+   * during the walk may or may not be met; none is met twice unless it was
+   * deleted and added again.
    */
   sequence(): AsyncIterable<[string, Buffer]>;
   close(): Promise<void>;
@@ -28,6 +38,8 @@ export interface CacheBackend {
 export interface BackendOpenOptions {
   /** Create the store empty, or empty it when it exists (tls_scache at start-up). */
   truncate: boolean;
+  /** The map type as written in main.cf ("btree", "internal", ...), for diagnostics; default: the backend's own. */
+  type?: string;
 }
 
 export type BackendOpener = (name: string, opts: BackendOpenOptions) => Promise<CacheBackend>;
@@ -35,10 +47,12 @@ export type BackendOpener = (name: string, opts: BackendOpenOptions) => Promise<
 /** A backend's description for the start-up info line and the registry. */
 export interface BackendInfo {
   open: BackendOpener;
-  /** Map types this entry serves, e.g. ["lmdb", "btree", "hash"]. */
+  /** Map types this entry serves, its own type first, e.g. ["lmdb", "btree", "hash"]. */
   types: string[];
   /** File the map name becomes (e.g. name + ".lmdb"), undefined when not file-based. */
   fileFor?(name: string): string;
+  /** What serves the map, for the start-up info line, e.g. "LMDB". */
+  kind?: string;
 }
 
 const registry = new Map<string, BackendInfo>();

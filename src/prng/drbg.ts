@@ -62,8 +62,8 @@ function hmac(key: Buffer, ...parts: Buffer[]): Buffer {
 }
 
 export class HmacDrbg {
-  #key = Buffer.alloc(DRBG_OUTLEN);
-  #v = Buffer.alloc(DRBG_OUTLEN);
+  #key: Buffer = Buffer.alloc(DRBG_OUTLEN);
+  #v: Buffer = Buffer.alloc(DRBG_OUTLEN);
   #reseedCounter = 0;
   #instantiated = false;
   readonly #getEntropy: ((minBytes: number) => Buffer) | undefined;

@@ -21,7 +21,6 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 
 export interface PostfixInstance {
   /** The temporary directory that holds everything below. */
@@ -67,11 +66,12 @@ const SBIN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
 const MASTER_CF_SOURCES = ["/etc/postfix/master.cf", "/usr/share/postfix/master.cf.dist"];
 const MAIL_OWNER = "postfix";
 
-/** Where scripts/ensure-system-deps.sh records that it could not install. */
-export const SYSTEM_DEPS_MARKER = join(
-  fileURLToPath(new URL("../../../", import.meta.url)),
-  "node_modules", ".cache", "tlsmgr-ts", "system-deps-missing",
-);
+/**
+ * Where scripts/ensure-system-deps.sh records that it could not install
+ * (not root, or no apt-get): a property of this machine and user, so it lives
+ * in the temporary directory, keyed by uid, and survives `npm ci`.
+ */
+export const SYSTEM_DEPS_MARKER = join(tmpdir(), `tlsmgr-ts-system-deps-missing.${process.getuid?.() ?? 0}`);
 
 // whichSync - the full path of a program on PATH plus the sbin directories, or undefined
 function whichSync(name: string): string | undefined {
@@ -95,22 +95,36 @@ export function postfixAvailable(): boolean {
 
 /**
  * postfixSkipReason - undefined when Postfix tests must run; otherwise the
- * reason to skip them, which exists only when ensure-system-deps.sh could not
- * install Postfix (not root). A missing Postfix without that marker is a test
- * failure, not a skip (call requirePostfix()).
+ * reason to skip them, which exists only when ensure-system-deps.sh reported
+ * that it could not provide Postfix (not root, no apt-get). A missing Postfix
+ * without that report is a test failure, not a skip (requirePostfix()).
  */
 export function postfixSkipReason(): string | undefined {
-  if (postfixAvailable()) return undefined;
+  if (postfixAvailable() && isRoot()) return undefined;
   if (!existsSync(SYSTEM_DEPS_MARKER)) return undefined;
   const why = readFileSync(SYSTEM_DEPS_MARKER, "utf8").trim();
-  const reason = `postfix not installed: ${why || "scripts/ensure-system-deps.sh could not install it"}`;
+  const head = postfixAvailable() ? "postfix cannot run here" : "postfix not installed";
+  const reason = `${head}: ${why || "scripts/ensure-system-deps.sh could not install it"}`;
   process.stderr.write(`\n*** warning: SKIPPING real-Postfix tests: ${reason} ***\n\n`);
   return reason;
 }
 
-/** requirePostfix - throw a clear error when Postfix is missing (and not excused). */
+// isRoot - a private instance's master(8) must be started by root
+function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
+/** requirePostfix - throw a clear error when Postfix is missing or we are not root. */
 export function requirePostfix(): void {
-  if (postfixAvailable()) return;
+  if (postfixAvailable()) {
+    const maps = execFileSync("postconf", ["-m"], { env: { ...process.env, PATH: `${SBIN_PATH}:${process.env["PATH"] ?? ""}` } });
+    if (!maps.toString().split("\n").includes("lmdb")) {
+      throw new Error("postfix-lmdb not installed (postconf -m lists no lmdb); run scripts/ensure-system-deps.sh as root");
+    }
+    if (isRoot()) return;
+    throw new Error("a private Postfix instance must be started by root; run the tests as root "
+      + "(or through scripts/ensure-system-deps.sh, which marks them skipped when not root)");
+  }
   const missing = POSTFIX_BINARIES.filter((b) => whichSync(b) === undefined);
   throw new Error(
     `postfix not installed (missing: ${missing.join(", ") || "master.cf"}); `
@@ -215,7 +229,7 @@ function mainCfText(p: { dir: string; queueDir: string; dataDir: string; maillog
     smtpd_tls_cert_file: p.cert,
     smtpd_tls_key_file: p.key,
     smtpd_tls_security_level: "may",
-    smtpd_tls_loglevel: "1",
+    smtpd_tls_loglevel: "2",
     smtpd_tls_session_cache_database: "lmdb:${data_directory}/smtpd_scache",
     smtp_tls_session_cache_database: "lmdb:${data_directory}/smtp_scache",
     smtp_tls_security_level: "encrypt",
@@ -276,7 +290,7 @@ export async function createPostfixInstance(opts: PostfixInstanceOptions): Promi
     await mkdir(dataDir, { mode: 0o700 });
     const uid = Number(execFileSync("id", ["-u", MAIL_OWNER]).toString().trim());
     const gid = Number(execFileSync("id", ["-g", MAIL_OWNER]).toString().trim());
-    if (process.getuid?.() === 0) await chown(dataDir, uid, gid);
+    await chown(dataDir, uid, gid);
 
     const cert = join(configDir, "cert.pem");
     const key = join(configDir, "key.pem");

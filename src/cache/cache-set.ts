@@ -1,0 +1,175 @@
+/**
+ * cache-set.ts - the three TLS session caches (smtpd, smtp, lmtp) built from
+ *                main.cf values, by tlsmgr's start-up rules.
+ * Owns: timeout sanitising, "enabled" (database non-empty and timeout > 0),
+ *       the duplicate-database check, map type checks, data_directory
+ *       redirection, create-or-truncate, the start-up info line, which
+ *       *_tls_loglevel values turn on cache logging, starting the sweeps.
+ * Not here: entries, expiry, the sweep itself (cache/scache.ts); reading
+ *           main.cf (config/*); dropping privileges before the open (main.ts).
+ * See also: postfix/src/tlsmgr/tlsmgr.c (tlsmgr_pre_init, tlsmgr_post_init),
+ *           postfix/src/tls/tls_misc.c (tls_log_mask), cache/data-redirect.ts
+ *
+ * Postfix opens the caches with the mail_owner's effective uid; the caller
+ * must have dropped privileges (or run as mail_owner) before openCacheSet(),
+ * or the files will be owned by root.
+ */
+
+import "./backends/index.js";
+import { backendInfo, splitMapName } from "./backend.js";
+import { dataRedirectMap, dataRedirectOwnerUid, type DataRedirectEnv, type OwnerUidLookup } from "./data-redirect.js";
+import { scacheOpen, type SessionCache } from "./scache.js";
+import { msgFatal, msgInfo, msgWarn } from "../log/msg.js";
+import { CACHE_TYPES, type CacheType } from "../protocol/tlsmgr-proto.js";
+import type { Clock } from "../util/clock.js";
+
+/** TLS_SESSION_LIFEMIN: a positive timeout below this becomes this. */
+export const TLS_SESSION_LIFEMIN = 120;
+
+export interface CacheSetConfig {
+  data_directory: string;
+  mail_owner: string;
+  /** For a database without "type:" (Postfix's default_database_type); default "hash". */
+  default_database_type?: string;
+  smtpd_tls_session_cache_database: string;
+  smtpd_tls_session_cache_timeout: number;
+  smtpd_tls_loglevel: number | string;
+  smtp_tls_session_cache_database: string;
+  smtp_tls_session_cache_timeout: number;
+  smtp_tls_loglevel: number | string;
+  lmtp_tls_session_cache_database: string;
+  lmtp_tls_session_cache_timeout: number;
+  lmtp_tls_loglevel: number | string;
+}
+
+export interface CacheSetOptions {
+  clock?: Clock;
+  /** The uid of mail_owner (default: /etc/passwd; this process's euid when there is no such account). */
+  ownerUid?: OwnerUidLookup;
+  /** Each entry a sweep meets, e.g. for the PRNG pool. */
+  onSweepEntry?: (type: CacheType, id: string, value: Buffer) => void;
+}
+
+export interface CacheSet {
+  /** The cache of that type; undefined when it is not enabled. */
+  get(type: CacheType): SessionCache | undefined;
+  /** The sanitised timeout (as the policy request reports it, enabled or not); 0 when <= 0. */
+  timeout(type: CacheType): number;
+  /** Start each enabled cache's sweep timer (a sweep now, then every timeout seconds). */
+  startSweeps(): void;
+  close(): Promise<void>;
+}
+
+/** scacheTimeoutSanitize - > 0 and < 120 becomes 120; <= 0 (or not a number) becomes 0. */
+export function scacheTimeoutSanitize(timeout: number): number {
+  if (!(timeout > 0)) return 0;
+  return timeout < TLS_SESSION_LIFEMIN ? TLS_SESSION_LIFEMIN : timeout;
+}
+
+/** Postfix's tls_log_table words, and whether each includes TLS_LOG_CACHE. */
+const TLS_LOG_CACHE_WORDS: Record<string, boolean> = {
+  "0": false, none: false, "1": false, routine: false,
+  "2": true, debug: true, "3": true, "ssl-expert": true, "4": true, "ssl-developer": true,
+  "5": true, "6": true, "7": true, "8": true, "9": true,
+  summary: false, untrusted: false, peercert: false, certmatch: false, verbose: false,
+  cache: true, dane: false, "ssl-debug": false,
+  "ssl-handshake-packet-dump": false, "ssl-session-packet-dump": false, trace: false,
+};
+
+/** tlsLogCache - does this *_tls_loglevel value turn on cache logging (tls_log_mask & TLS_LOG_CACHE)? */
+export function tlsLogCache(param: string, value: number | string): boolean {
+  const text = String(value);
+  let cache = false;
+  for (const word of text.split(/[\s,]+/)) {
+    if (word === "") continue;
+    const on = TLS_LOG_CACHE_WORDS[word.toLowerCase()];
+    if (on === undefined) msgWarn(`unknown ${param} value "${word}" in "${text}"`);
+    else cache ||= on;
+  }
+  return cache;
+}
+
+interface CacheParams {
+  type: CacheType;
+  dbParam: string;
+  db: string;
+  timeout: number;
+  logParam: string;
+  logLevel: number | string;
+}
+
+function paramsOf(cfg: CacheSetConfig, type: CacheType): CacheParams {
+  const c = cfg as unknown as Record<string, unknown>;
+  return {
+    type,
+    dbParam: `${type}_tls_session_cache_database`,
+    db: String(c[`${type}_tls_session_cache_database`] ?? ""),
+    timeout: Number(c[`${type}_tls_session_cache_timeout`] ?? 0),
+    logParam: `${type}_tls_loglevel`,
+    logLevel: (c[`${type}_tls_loglevel`] as number | string | undefined) ?? 0,
+  };
+}
+
+/**
+ * openCacheSet - tlsmgr_pre_init()'s cache part: sanitise each timeout, and
+ * open (create or truncate) each enabled cache, in the order smtpd, smtp,
+ * lmtp. Fatal on a database named twice, an unknown map type, or a failed
+ * open (the caches already opened are closed first).
+ */
+export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = {}): Promise<CacheSet> {
+  const caches = new Map<CacheType, SessionCache>();
+  const timeouts = new Map<CacheType, number>();
+  const dupFilter = new Map<string, CacheType>();
+  let env: DataRedirectEnv | undefined;
+  const defaultType = cfg.default_database_type || "hash";
+
+  try {
+    for (const type of CACHE_TYPES) {
+      const p = paramsOf(cfg, type);
+      const timeout = scacheTimeoutSanitize(p.timeout);
+      timeouts.set(type, timeout);
+      if (timeout <= 0 || p.db === "") continue;
+
+      const dup = dupFilter.get(p.db);
+      if (dup) msgFatal(`do not use the same TLS cache file ${p.db} for ${dup} and ${type}`);
+      dupFilter.set(p.db, type);
+
+      const map = splitMapName(p.db) ?? { type: defaultType, name: p.db };
+      if (map.name === "" || p.db.startsWith(":"))
+        msgFatal(`parameter ${p.dbParam}: open dictionary: expecting "type:name" form instead of "${p.db}"`);
+      const info = backendInfo(map.type);
+      if (!info) msgFatal(`parameter ${p.dbParam}: unsupported dictionary type: ${map.type}`);
+
+      env ??= {
+        data_directory: cfg.data_directory,
+        mail_owner: cfg.mail_owner,
+        ownerUid: await dataRedirectOwnerUid(cfg.mail_owner, opts.ownerUid),
+      };
+      const spec = await dataRedirectMap(p.db, env, defaultType);
+      const name = spec.slice(map.type.length + 1);
+      if (info.fileFor && info.types[0] !== map.type)
+        msgInfo(`${spec} is served by ${info.kind ?? info.types[0]} file ${info.fileFor(name)}`);
+
+      const hook = opts.onSweepEntry;
+      const cache = await scacheOpen(spec, type, tlsLogCache(p.logParam, p.logLevel), timeout, {
+        ...(opts.clock ? { clock: opts.clock } : {}),
+        ...(hook ? { onSweepEntry: (id: string, value: Buffer) => hook(type, id, value) } : {}),
+      });
+      caches.set(type, cache);
+    }
+  } catch (err) {
+    await Promise.allSettled([...caches.values()].map((c) => c.close()));
+    throw err;
+  }
+
+  return {
+    get: (type) => caches.get(type),
+    timeout: (type) => timeouts.get(type) ?? 0,
+    startSweeps() {
+      for (const cache of caches.values()) cache.startSweepTimer();
+    },
+    async close() {
+      await Promise.all([...caches.values()].map((c) => c.close()));
+    },
+  };
+}

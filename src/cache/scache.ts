@@ -1,0 +1,361 @@
+/**
+ * scache.ts - one TLS session cache over any backend: Postfix's tls_scache rules.
+ * Owns: the stored entry (timestamp + session bytes), expiry at lookup, the
+ *       expiry sweep (sliced walk, one at a time, cursor protection, timer),
+ *       the cache-operation log lines (*_tls_loglevel >= 2).
+ * Not here: storage (cache/backends/*), which caches exist and their
+ *           configuration (cache/cache-set.ts), the wire (server/handlers.ts).
+ * See also: postfix/src/tls/tls_scache.c, postfix/src/tlsmgr/tlsmgr.c
+ *           (tlsmgr_cache_run_event, tlsmgr_loop), cache/backend.ts
+ *
+ * Stored value: an 8-byte big-endian signed count of seconds since the epoch
+ * (the time of the update, from the injected Clock), then the session bytes
+ * as given, raw. (Postfix stores the hex of a native time_t and the session.)
+ * An entry is expired when timestamp + timeout < now, as in Postfix. A value
+ * shorter than the header is malformed. Expired and malformed entries are
+ * misses and are deleted when met, by lookup or by the sweep.
+ *
+ * Sweep: a walk of the whole cache with backend.sequence(), interleaved with
+ * requests: at most SWEEP_SLICE_MAX entries and about SWEEP_SLICE_MS per
+ * event-loop turn, setImmediate between slices. The entry the walk stands on
+ * (the cursor) is protected: delete() of it answers true and leaves it (as
+ * tls_scache_delete). The sweep deletes an expired entry only after reading
+ * it again, and not when an update of it arrived while the cursor stood on
+ * it (Postfix's "delete behind" through tls_scache_lookup).
+ *
+ * Never log session bytes: log lines carry the id, the time and the length.
+ */
+
+import { getSystemErrorMap } from "node:util";
+import { backendInfo, splitMapName, type CacheBackend } from "./backend.js";
+import { msgFatal, msgInfo, msgWarn, printable } from "../log/msg.js";
+import { systemClock, type Clock } from "../util/clock.js";
+
+/** Bytes before the session: the big-endian timestamp. */
+export const SCACHE_HEADER_LEN = 8;
+/** At most this many entries per sweep slice (one event-loop turn). */
+export const SWEEP_SLICE_MAX = 512;
+/** A slice ends once it has run this long (checked every 16 entries). */
+export const SWEEP_SLICE_MS = 0.5;
+/** Ids in log lines are cut to this many characters. */
+const ID_LOG_MAX = 256;
+/** Longest delay setTimeout() accepts. */
+const TIMER_MAX_MS = 2 ** 31 - 1;
+
+export interface SessionCacheOptions {
+  /** "smtpd", "smtp" or "lmtp": the cache label in log lines. */
+  label: string;
+  backend: CacheBackend;
+  /** Seconds an entry stays valid; also the sweep period. Must be > 0. */
+  timeout: number;
+  /** Cache-operation logging (TLS_LOG_CACHE: *_tls_loglevel >= 2). */
+  verbose?: boolean;
+  clock?: Clock;
+  /** Called for each entry the sweep meets (raw stored value), e.g. to feed the PRNG pool. */
+  onSweepEntry?: (id: string, value: Buffer) => void;
+}
+
+/** What the last sweep did. */
+export interface SweepStats {
+  /** Entries met. */
+  seen: number;
+  /** Expired or malformed entries deleted. */
+  deleted: number;
+  /** Wall time from start to end, milliseconds. */
+  ms: number;
+  /** false when close() or a backend error cut the walk short. */
+  completed: boolean;
+}
+
+/** scacheEncode - the stored value: timestamp header + session bytes. */
+export function scacheEncode(now: number, session: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(SCACHE_HEADER_LEN + session.length);
+  const hi = Math.floor(now / 0x1_0000_0000);
+  out.writeInt32BE(hi, 0);
+  out.writeUInt32BE(now - hi * 0x1_0000_0000, 4);
+  session.copy(out, SCACHE_HEADER_LEN);
+  return out;
+}
+
+/** scacheTime - the timestamp of a stored value; undefined when it is too short. */
+export function scacheTime(value: Buffer): number | undefined {
+  if (value.length < SCACHE_HEADER_LEN) return undefined;
+  return value.readInt32BE(0) * 0x1_0000_0000 + value.readUInt32BE(4);
+}
+
+/** errText - an error as Postfix's %m would show it. */
+export function errText(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (typeof e?.errno === "number") {
+    const known = getSystemErrorMap().get(e.errno);
+    if (known) return known[1];
+  }
+  return e instanceof Error ? e.message : String(err);
+}
+
+function logId(id: string): string {
+  return printable(id, ID_LOG_MAX);
+}
+
+/** SessionCache - timestamps, expiry and the sweep over one backend. */
+export class SessionCache {
+  readonly label: string;
+  readonly backend: CacheBackend;
+  readonly timeout: number;
+  readonly verbose: boolean;
+  onSweepEntry: ((id: string, value: Buffer) => void) | undefined;
+  /** Statistics of the last finished sweep. */
+  lastSweep: SweepStats | undefined;
+  #clock: Clock;
+  #sweep: Promise<void> | undefined;
+  #cursor: string | undefined;
+  #cursorUpdated = false;
+  #timer: NodeJS.Timeout | undefined;
+  #stopping = false;
+  #closed = false;
+
+  constructor(opts: SessionCacheOptions) {
+    if (!(opts.timeout > 0)) throw new RangeError(`session cache timeout must be > 0: ${opts.timeout}`);
+    this.label = opts.label;
+    this.backend = opts.backend;
+    this.timeout = opts.timeout;
+    this.verbose = opts.verbose ?? false;
+    this.#clock = opts.clock ?? systemClock;
+    this.onSweepEntry = opts.onSweepEntry;
+  }
+
+  /** #valid - true when the stored value is usable now; warns about malformed ones. */
+  #valid(id: string, value: Buffer, now: number): boolean {
+    const stamp = scacheTime(value);
+    if (stamp === undefined) {
+      msgWarn(`${this.label} TLS cache: truncated entry for ${logId(id)}`);
+      return false;
+    }
+    if (this.verbose)
+      msgInfo(
+        `read ${this.label} TLS cache entry ${logId(id)}: time=${stamp} [data ${value.length - SCACHE_HEADER_LEN} bytes]`,
+      );
+    return !(stamp + this.timeout < now);
+  }
+
+  /** lookup - the session bytes, or undefined (absent, expired or malformed: then deleted). */
+  async lookup(id: string): Promise<Buffer | undefined> {
+    if (this.verbose) msgInfo(`lookup ${this.label} session id=${logId(id)}`);
+    let value: Buffer | undefined;
+    try {
+      value = await this.backend.lookup(id);
+    } catch (err) {
+      msgWarn(`${this.label} TLS cache: cannot look up entry for ${logId(id)}: ${errText(err)}`);
+      return undefined;
+    }
+    if (value === undefined) return undefined;
+    if (!this.#valid(id, value, this.#clock.now())) {
+      await this.delete(id);
+      return undefined;
+    }
+    return value.subarray(SCACHE_HEADER_LEN);
+  }
+
+  /** update - store the session stamped with the current time; false when the backend failed. */
+  async update(id: string, session: Buffer): Promise<boolean> {
+    if (this.verbose) msgInfo(`put ${this.label} session id=${logId(id)} [data ${session.length} bytes]`);
+    const now = this.#clock.now();
+    const value = scacheEncode(now, session);
+    if (this.verbose)
+      msgInfo(`write ${this.label} TLS cache entry ${logId(id)}: time=${now} [data ${session.length} bytes]`);
+    if (id === this.#cursor) this.#cursorUpdated = true;
+    try {
+      await this.backend.update(id, value);
+      return true;
+    } catch (err) {
+      msgWarn(`${this.label} TLS cache: cannot update entry for ${logId(id)}: ${errText(err)}`);
+      return false;
+    }
+  }
+
+  /** delete - remove the entry; true when removed or when it is the sweep's cursor (left alone). */
+  async delete(id: string): Promise<boolean> {
+    if (this.verbose) msgInfo(`delete ${this.label} session id=${logId(id)}`);
+    if (id === this.#cursor) return true;
+    try {
+      return await this.backend.delete(id);
+    } catch (err) {
+      msgWarn(`${this.label} TLS cache: cannot delete entry for ${logId(id)}: ${errText(err)}`);
+      return false;
+    }
+  }
+
+  /** sweeping - true while a sweep walks the cache. */
+  get sweeping(): boolean {
+    return this.#sweep !== undefined;
+  }
+
+  /** sweepCursor - the id the running sweep stands on (protected from delete), if any. */
+  get sweepCursor(): string | undefined {
+    return this.#cursor;
+  }
+
+  /** startSweep - begin a sweep now; false when one is running (or the cache is closed). */
+  startSweep(): boolean {
+    if (this.#sweep || this.#closed) return false;
+    const run = this.#runSweep().finally(() => {
+      if (this.#sweep === run) this.#sweep = undefined;
+    });
+    this.#sweep = run;
+    return true;
+  }
+
+  /** sweepDone - resolves when the running sweep (if any) has ended. */
+  sweepDone(): Promise<void> {
+    return this.#sweep ?? Promise.resolve();
+  }
+
+  /**
+   * startSweepTimer - Postfix's cache maintenance pseudo thread: a sweep now,
+   * then another every timeout seconds (skipped while one still runs). The
+   * timer is unref'd: it never keeps the process alive.
+   */
+  startSweepTimer(): void {
+    if (this.#timer || this.#closed) return;
+    const tick = () => {
+      if (this.verbose) msgInfo(`tlsmgr_cache_run_event: start TLS ${this.label} session cache cleanup`);
+      this.startSweep();
+      this.#arm(this.timeout * 1000, tick);
+    };
+    tick();
+  }
+
+  /** #arm - run fn after ms milliseconds, in steps setTimeout() can take. */
+  #arm(ms: number, fn: () => void): void {
+    if (this.#closed) return;
+    const wake = ms > TIMER_MAX_MS ? () => this.#arm(ms - TIMER_MAX_MS, fn) : fn;
+    this.#timer = setTimeout(wake, Math.min(ms, TIMER_MAX_MS));
+    this.#timer.unref();
+  }
+
+  /** #runSweep - walk everything, a slice per event-loop turn, deleting expired and malformed entries. */
+  async #runSweep(): Promise<void> {
+    const t0 = performance.now();
+    let seen = 0;
+    let deleted = 0;
+    let completed = false;
+    const it = this.backend.sequence()[Symbol.asyncIterator]();
+    try {
+      walk: for (;;) {
+        const sliceEnd = performance.now() + SWEEP_SLICE_MS;
+        for (let n = 0; n < SWEEP_SLICE_MAX; n++) {
+          if (this.#stopping) break walk;
+          const r = await it.next();
+          if (r.done) {
+            completed = true;
+            break walk;
+          }
+          const [id, value] = r.value;
+          this.#cursor = id;
+          this.#cursorUpdated = false;
+          seen++;
+          if (this.onSweepEntry) {
+            try {
+              this.onSweepEntry(id, value);
+            } catch {
+              /* a broken hook must not stop the sweep */
+            }
+          }
+          if (!this.#valid(id, value, this.#clock.now()) && (await this.#deleteBehind(id))) deleted++;
+          if ((n & 15) === 15 && performance.now() >= sliceEnd) break;
+        }
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } catch (err) {
+      msgWarn(`${this.label} TLS cache: cleanup stopped: ${errText(err)}`);
+    } finally {
+      this.#cursor = undefined;
+      this.#cursorUpdated = false;
+      if (!completed) {
+        try {
+          await it.return?.();
+        } catch {
+          /* the walk is over either way */
+        }
+      }
+    }
+    const ms = performance.now() - t0;
+    this.lastSweep = { seen, deleted, ms, completed };
+    if (this.verbose)
+      msgInfo(
+        `tlsmgr_cache_run_event: end TLS ${this.label} session cache cleanup:` +
+          ` ${seen} entries, ${deleted} removed, ${ms.toFixed(1)} ms${completed ? "" : " (interrupted)"}`,
+      );
+  }
+
+  /**
+   * #deleteBehind - delete the bad entry under the cursor unless it was
+   * replaced since the walk read it (re-read it; an update while the cursor
+   * stands on it also counts).
+   */
+  async #deleteBehind(id: string): Promise<boolean> {
+    let current: Buffer | undefined;
+    try {
+      current = await this.backend.lookup(id);
+    } catch (err) {
+      msgWarn(`${this.label} TLS cache: cannot look up entry for ${logId(id)}: ${errText(err)}`);
+      return false;
+    }
+    if (current === undefined || this.#cursorUpdated) return false;
+    const stamp = scacheTime(current);
+    if (stamp !== undefined && !(stamp + this.timeout < this.#clock.now())) return false;
+    if (this.verbose) msgInfo(`delete ${this.label} session id=${logId(id)}`);
+    try {
+      return await this.backend.delete(id);
+    } catch (err) {
+      msgWarn(`${this.label} TLS cache: cannot delete entry for ${logId(id)}: ${errText(err)}`);
+      return false;
+    }
+  }
+
+  /** close - stop the timer and any sweep, then close the backend. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#stopping = true;
+    await this.sweepDone();
+    if (this.verbose) msgInfo(`close ${this.label} TLS cache ${this.backend.type}:${this.backend.name}`);
+    await this.backend.close();
+  }
+}
+
+export interface ScacheOpenOptions {
+  clock?: Clock;
+  onSweepEntry?: (id: string, value: Buffer) => void;
+}
+
+/**
+ * scacheOpen - tls_scache_open(): open "type:name" created empty or
+ * truncated. Fatal (as Postfix) when the form is wrong, the type unknown,
+ * or the store cannot be opened.
+ */
+export async function scacheOpen(
+  spec: string,
+  label: string,
+  verbose: boolean,
+  timeout: number,
+  opts: ScacheOpenOptions = {},
+): Promise<SessionCache> {
+  if (verbose) msgInfo(`open ${label} TLS cache ${spec}`);
+  const map = splitMapName(spec);
+  if (!map || map.name === "") msgFatal(`open dictionary: expecting "type:name" form instead of "${spec}"`);
+  const info = backendInfo(map.type);
+  if (!info) msgFatal(`unsupported dictionary type: ${map.type}`);
+  let backend: CacheBackend;
+  try {
+    backend = await info.open(map.name, { truncate: true, type: map.type });
+  } catch (err) {
+    msgFatal(`cannot open ${map.type}:${map.name}: ${errText(err)}`);
+  }
+  const cacheOpts: SessionCacheOptions = { label, backend, timeout, verbose };
+  if (opts.clock) cacheOpts.clock = opts.clock;
+  if (opts.onSweepEntry) cacheOpts.onSweepEntry = opts.onSweepEntry;
+  return new SessionCache(cacheOpts);
+}
