@@ -251,6 +251,10 @@ let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
+  // a test process ended by a signal still runs the exit hook
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    if (process.listenerCount(sig) === 0) process.once(sig, () => process.exit(sig === "SIGINT" ? 130 : 143));
+  }
   process.on("exit", () => {
     for (const inst of live) {
       const pid = masterPid(inst.queueDir);

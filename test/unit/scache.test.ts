@@ -363,6 +363,61 @@ for (const kind of ["memory", "lmdb"] as const) {
       await cache.close();
     });
 
+    it("re-reads an expired entry before deleting it (the walk may hold an old copy)", async () => {
+      const clock = manualClock();
+      const inner = await openBackend(kind);
+      // A legal backend whose walk reads everything first (values may be old by the time they are met).
+      const snapshotting: CacheBackend = {
+        type: inner.type,
+        name: inner.name,
+        lookup: (k) => inner.lookup(k),
+        update: (k, v) => inner.update(k, v),
+        delete: (k) => inner.delete(k),
+        async *sequence() {
+          const all: [string, Buffer][] = [];
+          for await (const e of inner.sequence()) all.push(e);
+          yield* all;
+        },
+        close: () => inner.close(),
+      };
+      const cache = new SessionCache({ label: "smtpd", backend: snapshotting, timeout: TIMEOUT, clock });
+      const id = (i: number) => `k${String(i).padStart(3, "0")}`;
+      for (let i = 0; i < 600; i++) await cache.update(id(i), Buffer.from("old"));
+      clock.advance(TIMEOUT + 1);
+      let first = true;
+      cache.onSweepEntry = () => {
+        // While the walk stands on the first entry, refresh one further on.
+        if (first) void cache.update(id(100), Buffer.from("refreshed"));
+        first = false;
+      };
+      cache.startSweep();
+      await cache.sweepDone();
+      assert.deepEqual(await cache.lookup(id(100)), Buffer.from("refreshed"));
+      assert.equal(cache.lastSweep?.deleted, 599);
+      let left = 0;
+      for await (const _ of inner.sequence()) left++;
+      assert.equal(left, 1);
+      await cache.close();
+    });
+
+    it("walks at most SWEEP_SLICE_MAX entries per event-loop turn", async () => {
+      let met = 0;
+      const { cache } = await makeCache(kind, { onSweepEntry: () => met++ });
+      for (let i = 0; i < SWEEP_SLICE_MAX * 3; i++) await cache.update(`k${i}`, Buffer.from("v"));
+      cache.startSweep();
+      let before = 0;
+      let turns = 0;
+      while (cache.sweeping) {
+        await turn();
+        turns++;
+        assert.ok(met - before <= SWEEP_SLICE_MAX, `entries in one turn: ${met - before}`);
+        before = met;
+      }
+      assert.ok(turns >= 3);
+      assert.equal(met, SWEEP_SLICE_MAX * 3);
+      await cache.close();
+    });
+
     it("runs one sweep at a time", async () => {
       const { cache } = await makeCache(kind);
       for (let i = 0; i < SWEEP_SLICE_MAX * 3; i++) await cache.update(`k${i}`, Buffer.from("v"));

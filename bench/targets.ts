@@ -1,0 +1,214 @@
+/**
+ * targets.ts - the tlsmgr daemons a benchmark run measures, started with the
+ *              same cache settings: this project's daemon, and Postfix's own
+ *              C tlsmgr started by master(8) in a temporary Postfix instance.
+ * Owns: the implementation names (ours, ours-memory, postfix, postfix-lmdb),
+ *       the temporary configuration of each, finding the daemon's pid (for
+ *       Postfix: master's child named tlsmgr, which master starts on the
+ *       first connection), the cache files to size, and stopping.
+ * Not here: the Postfix instance layout (test/helpers/postfix-instance.ts),
+ *           the load (bench/load.ts).
+ * See also: /work/shared/docs/postfix-test-instance.md, src/main.ts
+ */
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { createPostfixInstance, postfixAvailable } from "../test/helpers/postfix-instance.js";
+import { fileBytes, findChildByComm } from "./proc-stats.js";
+
+export const IMPLS = ["ours", "ours-memory", "postfix", "postfix-lmdb"] as const;
+export type ImplName = (typeof IMPLS)[number];
+
+export function isImplName(s: string): s is ImplName {
+  return (IMPLS as readonly string[]).includes(s);
+}
+
+/** The repository root (this file is dist/bench/targets.js once built). */
+export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const DAEMON_MAIN = join(REPO_ROOT, "dist", "src", "main.js");
+
+export interface TargetOptions {
+  /** smtpd and smtp session cache timeout, seconds */
+  cacheTimeout: number;
+  /** extra node options for our daemon (e.g. --cpu-prof) */
+  nodeArgs?: string[];
+  /** directory for --cpu-prof output (our daemon) */
+  cpuProfDir?: string;
+}
+
+export interface BenchTarget {
+  impl: ImplName;
+  /** e.g. "ours (lmdb)", "postfix 3.7.11 (btree)" */
+  label: string;
+  /** the database type of the session caches */
+  dbType: string;
+  socket: string;
+  /** pid of the process that serves requests, when it runs */
+  daemonPid(): number | undefined;
+  /** bytes of the session cache files: apparent size and allocated on disk */
+  cacheBytes(): { size: number; allocated: number };
+  stop(): Promise<void>;
+}
+
+// waitForAnnouncement - until a connection to path gets the first bytes of an announcement
+async function waitForAnnouncement(path: string, timeoutMs: number, alive: () => boolean): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(path);
+      const t = setTimeout(() => { s.destroy(); resolve(false); }, 2000);
+      s.once("data", () => { clearTimeout(t); s.destroy(); resolve(true); });
+      s.once("error", () => { clearTimeout(t); resolve(false); });
+    });
+    if (ok) return;
+    if (!alive()) throw new Error(`daemon for ${path} exited before answering`);
+    if (Date.now() > deadline) throw new Error(`no tlsmgr answered on ${path} within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+/** startOurs - our daemon, `node dist/src/main.js --socket S` with MAIL_CONFIG a temporary main.cf */
+async function startOurs(impl: "ours" | "ours-memory", o: TargetOptions): Promise<BenchTarget> {
+  if (!existsSync(DAEMON_MAIN)) throw new Error(`${DAEMON_MAIN} not found: build first (npx tsc -p tsconfig.json)`);
+  const dir = await mkdtemp(join(tmpdir(), "tlsmgr-bench-ours-"));
+  const dataDir = join(dir, "data");
+  const queueDir = join(dir, "queue");
+  await mkdir(dataDir, { mode: 0o700 });
+  await mkdir(join(queueDir, "private"), { recursive: true, mode: 0o755 });
+  const db = impl === "ours" ? "lmdb" : "memory";
+  const mainCf: Record<string, string> = {
+    queue_directory: queueDir,
+    data_directory: dataDir,
+    mail_owner: process.env["USER"] === "root" || process.getuid?.() === 0 ? "root" : (process.env["USER"] ?? "root"),
+    smtpd_tls_session_cache_database: `${db}:\${data_directory}/smtpd_scache`,
+    smtp_tls_session_cache_database: `${db}:\${data_directory}/smtp_scache`,
+    smtpd_tls_session_cache_timeout: `${o.cacheTimeout}s`,
+    smtp_tls_session_cache_timeout: `${o.cacheTimeout}s`,
+    smtpd_tls_loglevel: "0",
+    smtp_tls_loglevel: "0",
+  };
+  await writeFile(join(dir, "main.cf"), Object.entries(mainCf).map(([k, v]) => `${k} = ${v}`).join("\n") + "\n");
+  const socket = join(queueDir, "private", "tlsmgr");
+  const args = [...(o.nodeArgs ?? [])];
+  if (o.cpuProfDir !== undefined) args.push("--cpu-prof", `--cpu-prof-dir=${o.cpuProfDir}`);
+  const proc: ChildProcess = spawn(process.execPath, [...args, DAEMON_MAIN, "--socket", socket], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, MAIL_CONFIG: dir },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  proc.stderr?.on("data", (d: Buffer) => { stderr = (stderr + d.toString("utf8")).slice(-8192); });
+  const exited = new Promise<void>((r) => proc.once("exit", () => r()));
+  const alive = () => proc.exitCode === null && proc.signalCode === null;
+  try {
+    await waitForAnnouncement(socket, 30_000, alive);
+  } catch (e) {
+    proc.kill("SIGKILL");
+    await rm(dir, { recursive: true, force: true });
+    throw new Error(`${(e as Error).message}; stderr:\n${stderr}`);
+  }
+  return {
+    impl,
+    label: `ours (${db})`,
+    dbType: db,
+    socket,
+    daemonPid: () => (alive() ? proc.pid : undefined),
+    cacheBytes: () => sumBytes(db === "lmdb"
+      ? [join(dataDir, "smtpd_scache.lmdb"), join(dataDir, "smtp_scache.lmdb")]
+      : []),
+    async stop() {
+      if (alive()) {
+        proc.kill("SIGTERM");
+        const t = setTimeout(() => proc.kill("SIGKILL"), 20_000);
+        await exited;
+        clearTimeout(t);
+      }
+      if (stderr.includes("warning:") || stderr.includes("fatal:")) {
+        process.stderr.write(`our daemon's warnings:\n${stderr.split("\n").filter((l) => /warning:|fatal:|panic:/.test(l)).slice(0, 20).join("\n")}\n`);
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// sumBytes - the sizes of some files, added
+function sumBytes(files: string[]): { size: number; allocated: number } {
+  let size = 0;
+  let allocated = 0;
+  for (const f of files) {
+    const b = fileBytes(f);
+    size += b.size;
+    allocated += b.allocated;
+  }
+  return { size, allocated };
+}
+
+/** startPostfix - a private Postfix instance whose master runs Postfix's own tlsmgr */
+async function startPostfix(impl: "postfix" | "postfix-lmdb", o: TargetOptions): Promise<BenchTarget> {
+  if (!postfixAvailable()) throw new Error("postfix is not installed here");
+  const db = impl === "postfix" ? "btree" : "lmdb";
+  const pf = await createPostfixInstance({
+    tlsmgr: "postfix",
+    mainCf: {
+      smtpd_tls_session_cache_database: `${db}:\${data_directory}/smtpd_scache`,
+      smtp_tls_session_cache_database: `${db}:\${data_directory}/smtp_scache`,
+      smtpd_tls_session_cache_timeout: `${o.cacheTimeout}s`,
+      smtp_tls_session_cache_timeout: `${o.cacheTimeout}s`,
+      smtpd_tls_loglevel: "0",
+      smtp_tls_loglevel: "0",
+      // tlsmgr must not exit between the phases of a run
+      max_idle: "3600s",
+    },
+  });
+  try {
+    await pf.start();
+    await waitForAnnouncement(pf.tlsmgrSocket, 30_000, () => true);
+  } catch (e) {
+    await pf.destroy();
+    throw e;
+  }
+  const masterPid = (): number | undefined => {
+    try {
+      return Number(readFileSync(join(pf.queueDir, "pid", "master.pid"), "utf8").trim()) || undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  let tlsmgrPid: number | undefined;
+  const version = (await pf.postconf("-h", "mail_version")).trim();
+  const ext = db === "btree" ? ".db" : ".lmdb";
+  return {
+    impl,
+    label: `postfix ${version} (${db})`,
+    dbType: db,
+    socket: pf.tlsmgrSocket,
+    daemonPid: () => {
+      if (tlsmgrPid !== undefined && existsSync(`/proc/${tlsmgrPid}`)) return tlsmgrPid;
+      const m = masterPid();
+      tlsmgrPid = m === undefined ? undefined : findChildByComm(m, "tlsmgr");
+      return tlsmgrPid;
+    },
+    cacheBytes: () => sumBytes([join(pf.dataDir, `smtpd_scache${ext}`), join(pf.dataDir, `smtp_scache${ext}`)]),
+    async stop() {
+      await pf.destroy();
+    },
+  };
+}
+
+/** startTarget - start one implementation; resolves once it answers on its socket */
+export function startTarget(impl: ImplName, o: TargetOptions): Promise<BenchTarget> {
+  switch (impl) {
+    case "ours":
+    case "ours-memory":
+      return startOurs(impl, o);
+    case "postfix":
+    case "postfix-lmdb":
+      return startPostfix(impl, o);
+  }
+}

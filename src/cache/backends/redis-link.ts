@@ -1,0 +1,255 @@
+/**
+ * redis-link.ts - one connection (standalone or Cluster) to the servers of a
+ *                 redis: table, shared by the session caches and the ticket
+ *                 key store that name the same table file.
+ * Owns: the ioredis options that make Redis failures fast (no offline queue,
+ *       no retries per request, a command timeout, bounded jittered
+ *       reconnects), the per-request deadline, the outage state with one
+ *       warning per outage and one line when it ends, the failover list of
+ *       standalone servers, and the sharing by table path.
+ * Not here: what is stored (cache/backends/redis.ts, tickets/redis-keys.ts);
+ *           the table file (config/redis-table.ts).
+ * See also: ioredis lib/redis/RedisOptions.ts, memcache_table(5)
+ *
+ * Degradation: every run() settles within the table's timeout. When the
+ * server is down, ioredis rejects at once (no offline queue); when it is
+ * slow, the deadline rejects. A rejection is a RedisUnavailableError (code
+ * TLSMGR_BACKEND_UNAVAILABLE): callers answer a miss and do not log it;
+ * this link logs the first failure of an outage and the first success after.
+ */
+
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
+import { msgInfo, msgWarn } from "../../log/msg.js";
+import { redisServerText, redisTableRead, type RedisServer, type RedisTable } from "../../config/redis-table.js";
+
+/** Connect attempts give up after this long (then the back-off retries). */
+export const REDIS_CONNECT_TIMEOUT_MS = 2000;
+/** Reconnect back-off: from about REDIS_BACKOFF_MIN_MS doubling up to REDIS_BACKOFF_MAX_MS, jittered. */
+export const REDIS_BACKOFF_MIN_MS = 50;
+export const REDIS_BACKOFF_MAX_MS = 2000;
+/** How long open waits for the first connection before it serves misses anyway. */
+export const REDIS_OPEN_WAIT_MS = 1000;
+
+/** What callers see when Redis cannot answer in time: a miss, already logged by the link. */
+export class RedisUnavailableError extends Error {
+  readonly code = "TLSMGR_BACKEND_UNAVAILABLE";
+}
+
+export type RedisClient = Redis | Cluster;
+
+/** redisBackoff - delay before reconnect attempt `times` (1, 2, ...): jittered, bounded exponential. */
+export function redisBackoff(times: number, random: () => number = Math.random): number {
+  const cap = Math.min(REDIS_BACKOFF_MAX_MS, REDIS_BACKOFF_MIN_MS * 2 ** Math.min(Math.max(times, 1), 16));
+  return Math.floor(cap / 2 + (random() * cap) / 2);
+}
+
+/** reasonOf - an ioredis error as a short cause for a log line. */
+function reasonOf(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  if (/enableOfflineQueue|Connection is closed|isn't ready/.test(msg)) return "not connected";
+  if (msg === "Command timed out") return "no reply in time";
+  return msg.replace(/\s+/g, " ").slice(0, 200);
+}
+
+/** setServer - point standalone connection options at one server. */
+function setServer(opts: RedisOptions, s: RedisServer): void {
+  const o = opts as { host?: string; port?: number; path?: string };
+  if ("path" in s) {
+    o.path = s.path;
+    delete o.host;
+    delete o.port;
+  } else {
+    delete o.path;
+    o.host = s.host;
+    o.port = s.port;
+  }
+}
+
+const links = new Map<string, RedisLink>();
+
+/** RedisLink - the client, its deadline, its outage state. */
+export class RedisLink {
+  readonly table: RedisTable;
+  /** "redis:TABLE" for log lines. */
+  readonly label: string;
+  readonly client: RedisClient;
+  #refs = 1;
+  #down = false;
+  #closed = false;
+  #server = 0;
+
+  constructor(table: RedisTable) {
+    this.table = table;
+    this.label = `redis:${table.path}`;
+    const t = table.timeoutMs;
+    const common = {
+      commandTimeout: t,
+      maxRetriesPerRequest: 0,
+      connectTimeout: Math.max(REDIS_CONNECT_TIMEOUT_MS, t),
+      autoResubscribe: false,
+      autoResendUnfulfilledCommands: false,
+      enableAutoPipelining: false,
+      keepAlive: 30_000,
+      connectionName: "tlsmgr",
+      disableClientInfo: true,
+      ...(table.username !== undefined ? { username: table.username } : {}),
+      ...(table.password !== undefined ? { password: table.password } : {}),
+      ...(table.tls !== undefined ? { tls: { ...table.tls } } : {}),
+    } satisfies RedisOptions;
+    if (table.cluster) {
+      const opts: ClusterOptions = {
+        enableOfflineQueue: false,
+        enableReadyCheck: true,
+        clusterRetryStrategy: (times) => redisBackoff(times),
+        retryDelayOnFailover: Math.min(100, t),
+        retryDelayOnClusterDown: Math.min(100, t),
+        retryDelayOnTryAgain: Math.min(100, t),
+        slotsRefreshTimeout: Math.max(1000, t),
+        redisOptions: common,
+      };
+      const nodes = table.servers.map((s) => ("path" in s ? { host: "", port: 0 } : { host: s.host, port: s.port }));
+      this.client = new Cluster(nodes, opts);
+      this.client.on("node error", (err: unknown) => this.#fail(err));
+    } else {
+      const opts: RedisOptions = {
+        ...common,
+        db: table.database,
+        enableOfflineQueue: false,
+        enableReadyCheck: true,
+        lazyConnect: false,
+        retryStrategy: (times) => {
+          // Several standalone servers are a failover list: after a failure, try the next.
+          if (table.servers.length > 1) {
+            this.#server = (this.#server + 1) % table.servers.length;
+            setServer((this.client as Redis).options, table.servers[this.#server]!);
+          }
+          return redisBackoff(times);
+        },
+      };
+      setServer(opts, table.servers[0]!);
+      this.client = new Redis(opts);
+    }
+    this.client.on("error", (err: unknown) => this.#fail(err));
+    this.client.on("ready", () => this.#up());
+  }
+
+  /** #fail - note a failure; the first of an outage is logged. */
+  #fail(err: unknown): void {
+    if (this.#closed || this.#down) return;
+    this.#down = true;
+    msgWarn(
+      `${this.label}: server unavailable: ${reasonOf(err)}; until it answers, session cache requests` +
+        " using it miss and session ticket keys stored in it are replaced by local ones",
+    );
+  }
+
+  /** #up - note a success; the first after an outage is logged. */
+  #up(): void {
+    if (this.#closed || !this.#down) return;
+    this.#down = false;
+    msgInfo(`${this.label}: server answers again`);
+  }
+
+  /** down - true during an outage (between a failure and the next success). */
+  get down(): boolean {
+    return this.#down;
+  }
+
+  /** servers - the table's servers, for log lines. */
+  get serversText(): string {
+    return this.table.servers.map(redisServerText).join(", ");
+  }
+
+  /**
+   * run - one operation against Redis, settled within the table's timeout.
+   * Rejects with RedisUnavailableError on any failure (already logged as an outage).
+   */
+  run<T>(op: (client: RedisClient) => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new RedisUnavailableError(`${this.label}: closed`));
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const timer = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        const err = new RedisUnavailableError(`no reply within ${this.table.timeoutMs} ms`);
+        this.#fail(err);
+        reject(err);
+      }, this.table.timeoutMs);
+      let started: Promise<T>;
+      try {
+        started = op(this.client);
+      } catch (err) {
+        started = Promise.reject(err);
+      }
+      started.then(
+        (value) => {
+          clearTimeout(timer);
+          if (settled) return;
+          settled = true;
+          this.#up();
+          resolve(value);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          if (settled) return;
+          settled = true;
+          this.#fail(err);
+          reject(new RedisUnavailableError(reasonOf(err)));
+        },
+      );
+    });
+  }
+
+  /** scanTargets - the servers a SCAN must visit: the client, or each Cluster master. */
+  scanTargets(): Redis[] {
+    if (this.client instanceof Cluster) return this.client.nodes("master");
+    return [this.client];
+  }
+
+  /** waitReady - resolve true once connected, false after ms (or on close). */
+  waitReady(ms: number): Promise<boolean> {
+    if (this.client.status === "ready") return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.client.off("ready", onReady);
+        resolve(ok);
+      };
+      const onReady = () => done(true);
+      const timer = setTimeout(() => done(false), ms);
+      this.client.on("ready", onReady);
+    });
+  }
+
+  /** acquire - one more user of this link. */
+  acquire(): this {
+    this.#refs++;
+    return this;
+  }
+
+  /** release - one user fewer; the last one closes the connection. */
+  async release(): Promise<void> {
+    if (this.#closed || --this.#refs > 0) return;
+    this.#closed = true;
+    if (links.get(this.table.path) === this) links.delete(this.table.path);
+    const quit = this.client.quit().catch(() => undefined);
+    const grace = new Promise<void>((resolve) => setTimeout(resolve, Math.max(200, this.table.timeoutMs)).unref());
+    await Promise.race([quit, grace]);
+    this.client.disconnect();
+  }
+}
+
+/**
+ * redisLinkOpen - the link for table file PATH: shared when another user
+ * has it open, else the table is read (fatal when bad) and a connection
+ * started. Waits up to REDIS_OPEN_WAIT_MS for it, then serves misses
+ * until it comes (the outage is logged).
+ */
+export async function redisLinkOpen(path: string, opts: { table?: RedisTable; waitMs?: number } = {}): Promise<RedisLink> {
+  const have = links.get(path);
+  if (have) return have.acquire();
+  const link = new RedisLink(opts.table ?? redisTableRead(path));
+  links.set(path, link);
+  await link.waitReady(opts.waitMs ?? REDIS_OPEN_WAIT_MS);
+  return link;
+}
