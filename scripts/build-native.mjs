@@ -91,14 +91,19 @@ function main() {
     warn("cannot find node-gyp (bundled with npm); the POSIX addon is not built: flock of the PRNG exchange file, chroot and unix datagram logging are unavailable");
     return;
   }
-  const args = [gyp, "rebuild", ...nodeDirArgs()];
-  if (verbose) info(`running ${process.execPath} ${args.join(" ")}`);
-  const run = spawnSync(process.execPath, args, {
-    cwd: root,
-    encoding: "utf8",
-    timeout: 300_000,
-    env: { ...process.env, npm_config_loglevel: process.env.npm_config_loglevel ?? "warn" },
-  });
+  // configure + build, not rebuild: "rebuild" removes all of build/, where other files live (build/node-path).
+  let run;
+  for (const step of ["configure", "build"]) {
+    const args = [gyp, step, ...nodeDirArgs()];
+    if (verbose) info(`running ${process.execPath} ${args.join(" ")}`);
+    run = spawnSync(process.execPath, args, {
+      cwd: root,
+      encoding: "utf8",
+      timeout: 300_000,
+      env: { ...process.env, npm_config_loglevel: process.env.npm_config_loglevel ?? "warn" },
+    });
+    if (run.error || run.status !== 0) break;
+  }
   if (run.error || run.status !== 0) {
     const tail = `${run.stdout ?? ""}${run.stderr ?? ""}`.trim().split("\n").slice(-25).join("\n");
     if (tail) process.stderr.write(`${tail}\n`);

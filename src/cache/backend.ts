@@ -33,6 +33,11 @@ export interface CacheBackend {
    */
   sequence(): AsyncIterable<[string, Buffer]>;
   close(): Promise<void>;
+  /**
+   * True when the store drops old entries by itself (e.g. a Redis TTL set
+   * from BackendOpenOptions.timeout): scache then runs no periodic sweep.
+   */
+  readonly expiresByItself?: boolean;
 }
 
 export interface BackendOpenOptions {
@@ -40,6 +45,8 @@ export interface BackendOpenOptions {
   truncate: boolean;
   /** The map type as written in main.cf ("btree", "internal", ...), for diagnostics; default: the backend's own. */
   type?: string;
+  /** The cache timeout in seconds (for stores that expire entries by themselves). */
+  timeout?: number;
 }
 
 export type BackendOpener = (name: string, opts: BackendOpenOptions) => Promise<CacheBackend>;

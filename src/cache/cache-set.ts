@@ -120,6 +120,7 @@ export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = 
   const caches = new Map<CacheType, SessionCache>();
   const timeouts = new Map<CacheType, number>();
   const dupFilter = new Map<string, CacheType>();
+  const fileFilter = new Map<string, CacheType>();
   let env: DataRedirectEnv | undefined;
   const defaultType = cfg.default_database_type || "hash";
 
@@ -147,8 +148,14 @@ export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = 
       };
       const spec = await dataRedirectMap(p.db, env, defaultType);
       const name = spec.slice(map.type.length + 1);
+      // Stricter than Postfix: btree:/x/a and lmdb:/x/a (or two paths redirected
+      // to one data_directory file) would share, and truncate, one LMDB file.
+      const file = info.fileFor ? info.fileFor(name) : spec;
+      const fileDup = fileFilter.get(file);
+      if (fileDup) msgFatal(`do not use the same TLS cache file ${file} for ${fileDup} and ${type}`);
+      fileFilter.set(file, type);
       if (info.fileFor && info.types[0] !== map.type)
-        msgInfo(`${spec} is served by ${info.kind ?? info.types[0]} file ${info.fileFor(name)}`);
+        msgInfo(`${spec} is served by ${info.kind ?? info.types[0]} file ${file}`);
 
       const hook = opts.onSweepEntry;
       const cache = await scacheOpen(spec, type, tlsLogCache(p.logParam, p.logLevel), timeout, {

@@ -141,6 +141,7 @@ export class SessionCache {
   /** lookup - the session bytes, or undefined (absent, expired or malformed: then deleted). */
   async lookup(id: string): Promise<Buffer | undefined> {
     if (this.verbose) msgInfo(`lookup ${this.label} session id=${logId(id)}`);
+    if (this.#closed) return undefined;
     let value: Buffer | undefined;
     try {
       value = await this.backend.lookup(id);
@@ -163,6 +164,7 @@ export class SessionCache {
     const value = scacheEncode(now, session);
     if (this.verbose)
       msgInfo(`write ${this.label} TLS cache entry ${logId(id)}: time=${now} [data ${session.length} bytes]`);
+    if (this.#closed) return false;
     if (id === this.#cursor) this.#cursorUpdated = true;
     try {
       await this.backend.update(id, value);
@@ -177,6 +179,7 @@ export class SessionCache {
   async delete(id: string): Promise<boolean> {
     if (this.verbose) msgInfo(`delete ${this.label} session id=${logId(id)}`);
     if (id === this.#cursor) return true;
+    if (this.#closed) return false;
     try {
       return await this.backend.delete(id);
     } catch (err) {
@@ -213,10 +216,11 @@ export class SessionCache {
   /**
    * startSweepTimer - Postfix's cache maintenance pseudo thread: a sweep now,
    * then another every timeout seconds (skipped while one still runs). The
-   * timer is unref'd: it never keeps the process alive.
+   * timer is unref'd: it never keeps the process alive. Nothing happens for a
+   * backend that expires entries by itself (a shared store: no host walks it).
    */
   startSweepTimer(): void {
-    if (this.#timer || this.#closed) return;
+    if (this.#timer || this.#closed || this.backend.expiresByItself) return;
     const tick = () => {
       if (this.verbose) msgInfo(`tlsmgr_cache_run_event: start TLS ${this.label} session cache cleanup`);
       this.startSweep();
@@ -350,7 +354,7 @@ export async function scacheOpen(
   if (!info) msgFatal(`unsupported dictionary type: ${map.type}`);
   let backend: CacheBackend;
   try {
-    backend = await info.open(map.name, { truncate: true, type: map.type });
+    backend = await info.open(map.name, { truncate: true, type: map.type, timeout });
   } catch (err) {
     msgFatal(`cannot open ${map.type}:${map.name}: ${errText(err)}`);
   }

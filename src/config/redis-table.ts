@@ -110,8 +110,8 @@ function tableLines(text: string): { text: string; line: number }[] {
   return out;
 }
 
-/** readTableFile - a file named in the table: absolute, readable, at start-up. */
-function readNamedFile(path: string, where: string, name: string, value: string): Buffer {
+/** readNamedFile - a file named in the table: absolute, readable, at start-up. */
+function readNamedFile(where: string, name: string, value: string): Buffer {
   if (!isAbsolute(value)) msgFatal(`${where}: ${name}: "${value}" is not an absolute pathname`);
   try {
     return readFileSync(value);
@@ -201,7 +201,7 @@ export function redisTableParse(text: string, path: string): RedisTable {
   };
   const file = (name: TableName): Buffer | undefined => {
     const v = get(name);
-    return v === undefined || v === "" ? undefined : readNamedFile(path, where(name), name, v);
+    return v === undefined || v === "" ? undefined : readNamedFile(where(name), name, v);
   };
 
   const serversText = get("servers");

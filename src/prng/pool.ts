@@ -213,16 +213,19 @@ export class PrngPool {
       timers: this.#timers,
       ...(this.#opts.randomByte ? { randomByte: this.#opts.randomByte } : {}),
     };
-    this.#reseedSchedule = new RandomSchedule(Math.max(1, this.#cfg.tls_random_reseed_period), () => this.reseed(), {
-      ...common,
-      onScheduled: (d) => this.#scheduled("reseed", d),
-    });
+    this.#reseedSchedule = new RandomSchedule(
+      Math.max(1, this.#cfg.tls_random_reseed_period),
+      () => this.reseed().catch((err) => msgWarn(`cannot reseed PRNG pool: ${errorText(err)}`)),
+      { ...common, onScheduled: (d) => this.#scheduled("reseed", d) },
+    );
     this.#reseedSchedule.start();
     if (this.#exchange) {
       this.#exchangeSchedule = new RandomSchedule(
         Math.max(1, this.#cfg.tls_random_prng_update_period),
         async () => {
-          await this.updateExchange();
+          await this.updateExchange().catch((err) =>
+            msgWarn(`cannot update PRNG exchange file ${exchName}: ${errorText(err)}`),
+          );
         },
         { ...common, onScheduled: (d) => this.#scheduled("exchange", d) },
       );
@@ -371,7 +374,9 @@ export class PrngPool {
     if (this.#closed || !this.#spec || this.#reopenTimer !== undefined) return;
     this.#reopenTimer = this.#timers.setTimeout(() => {
       this.#reopenTimer = undefined;
-      void this.#serialSource(() => this.#reopen());
+      this.#serialSource(() => this.#reopen()).catch((err) =>
+        msgWarn(`cannot reopen ${sourceLabel(this.#spec!.kind)} ${this.#spec!.path}: ${errorText(err)}`),
+      );
     }, this.#reopenDelayMs);
   }
 

@@ -7,12 +7,11 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
-import { connect } from "node:net";
-import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startDaemon } from "../helpers/daemon.js";
 import type { RunningDaemon } from "../helpers/daemon.js";
+import { Raw } from "../helpers/raw-conn.js";
 
 const ANNOUNCE = "protocol\0tlsmgr_protocol\0\0";
 const FAIL = "status\x004294967294\0\0";
@@ -45,68 +44,6 @@ after(async () => {
   await daemon?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
-
-/** Raw - a connection that keeps every byte the server sent. */
-class Raw {
-  received = Buffer.alloc(0);
-  closed = false;
-  private waiters: Array<() => void> = [];
-  constructor(readonly sock: Socket) {
-    sock.on("data", (c: Buffer) => {
-      this.received = Buffer.concat([this.received, c]);
-      this.wake();
-    });
-    sock.on("close", () => {
-      this.closed = true;
-      this.wake();
-    });
-    sock.on("error", () => undefined);
-  }
-  private wake() {
-    for (const w of this.waiters.splice(0)) w();
-  }
-  static open(path: string): Promise<Raw> {
-    return new Promise((resolve, reject) => {
-      const s = connect({ path }, () => resolve(new Raw(s)));
-      s.once("error", reject);
-    });
-  }
-  /** until - wait until pred holds (or fail after 5 s). */
-  async until(pred: () => boolean, what: string): Promise<void> {
-    const deadline = Date.now() + 5000;
-    while (!pred()) {
-      if (Date.now() > deadline) throw new Error(`timeout waiting for ${what}; got ${JSON.stringify(this.received.toString("latin1"))}`);
-      await new Promise<void>((r) => {
-        this.waiters.push(r);
-        setTimeout(r, 100);
-      });
-    }
-  }
-  /** take - the next n bytes after the announcement was consumed. */
-  async take(n: number): Promise<string> {
-    await this.until(() => this.received.length >= n || this.closed, `${n} bytes`);
-    const out = this.received.subarray(0, n).toString("latin1");
-    this.received = this.received.subarray(n);
-    return out;
-  }
-  /** exchange - send a request, return exactly the reply expected in length. */
-  async exchange(request: string, expected: string): Promise<string> {
-    this.sock.write(Buffer.from(request, "latin1"));
-    return this.take(expected.length);
-  }
-  /** reply - send a request and return one whole reply list (ends with NUL NUL). */
-  async reply(request: string): Promise<string> {
-    this.sock.write(Buffer.from(request, "latin1"));
-    await this.until(() => this.received.includes("\0\0"), "a reply");
-    const end = this.received.indexOf("\0\0") + 2;
-    const out = this.received.subarray(0, end).toString("latin1");
-    this.received = this.received.subarray(end);
-    return out;
-  }
-  close() {
-    this.sock.destroy();
-  }
-}
 
 async function session(): Promise<Raw> {
   const raw = await Raw.open(daemon.socket);

@@ -321,80 +321,60 @@ test("a removed exchange file is reopened with a warning", async () => {
   assert.notDeepEqual(readFileSync(exch), before);
 });
 
-test("a short or failed write leaves the old content", async () => {
-  let mode: "ok" | "half-then-error" | "no-progress" = "ok";
-  let calls = 0;
-  const exchangeWrite = async (fh: FileHandle, buf: Buffer, offset: number, length: number, position: number) => {
-    calls++;
-    if (mode === "no-progress") return 0;
-    if (mode === "half-then-error") {
-      if (calls % 2 === 0) throw Object.assign(new Error("EIO: i/o error, write"), { code: "EIO", errno: -5 });
-      return (await fh.write(buf, offset, Math.ceil(length / 2), position)).bytesWritten;
+/** flakyWriter - a positional write that can be told to fail the next update part-way */
+function flakyWriter() {
+  const state = { mode: "ok" as "ok" | "fail-once" | "no-progress", errno: -5, code: "EIO" };
+  const write = async (fh: FileHandle, buf: Buffer, offset: number, length: number, position: number) => {
+    if (state.mode === "no-progress") return 0;
+    if (state.mode === "fail-once") {
+      // Part of the new bytes reach the file, then the write fails; the restore that follows goes through.
+      state.mode = "ok";
+      await fh.write(buf, offset, Math.min(length, 100), position);
+      throw Object.assign(new Error(`${state.code}: write failed`), { code: state.code, errno: state.errno });
     }
     return (await fh.write(buf, offset, length, position)).bytesWritten;
   };
-  const pool = await openPool({}, { exchangeWrite });
+  return { state, write };
+}
+
+test("a failed write leaves the old content, and a write without progress too", async () => {
+  const w = flakyWriter();
+  const pool = await openPool({}, { exchangeWrite: w.write });
   const good = readFileSync(exch);
   assert.equal(good.length, 1024);
 
-  mode = "half-then-error";
-  calls = 0;
+  w.state.mode = "fail-once";
   assert.equal(await pool.updateExchange(), false);
   assert.ok(hasLine(new RegExp(`^warning: cannot write PRNG exchange file ${esc(exch)}: i/o error$`)), lines.join("\n"));
-  mode = "ok"; // let the restore through
-  // (the restore ran with the failing writer; check it by running once more with a writer that fails only the new data)
-  assert.deepEqual(readFileSync(exch).length, 1024);
+  assert.deepEqual(readFileSync(exch), good, "the old bytes are back");
 
-  lines = [];
-  mode = "no-progress";
-  const before = readFileSync(exch);
+  w.state.mode = "no-progress";
   assert.equal(await pool.updateExchange(), false);
-  assert.ok(hasLine(/short write/));
-  assert.deepEqual(readFileSync(exch), before);
+  assert.ok(hasLine(new RegExp(`^warning: cannot write PRNG exchange file ${esc(exch)}: short write$`)), lines.join("\n"));
+  assert.deepEqual(readFileSync(exch), good);
 
-  mode = "ok";
+  w.state.mode = "ok";
   assert.equal(await pool.updateExchange(), true);
-  assert.notDeepEqual(readFileSync(exch), before);
+  assert.notDeepEqual(readFileSync(exch), good);
 });
 
-test("a failed write restores the old bytes exactly", async () => {
-  // The new content fails half-way; the restore (the old content) goes through.
-  const pool0 = await openPool();
-  const good = readFileSync(exch);
-  pools.pop();
-  await pool0.close();
-  const saved = readFileSync(exch);
-  assert.notDeepEqual(saved, good);
+test("a failed start-up write keeps an existing file's content and a new file's emptiness", async () => {
+  const old = randomBytes(1024);
+  writeFileSync(exch, old);
+  const w = flakyWriter();
+  w.state.mode = "fail-once";
+  w.state.code = "ENOSPC";
+  w.state.errno = -28;
+  const pool = await openPool({}, { exchangeWrite: w.write });
+  assert.ok(hasLine(/^warning: cannot write PRNG exchange file .*: no space left on device$/), lines.join("\n"));
+  assert.deepEqual(readFileSync(exch), old);
+  assert.equal(pool.stats().exchangeUpdates, 0);
 
-  let failNew = true;
-  const exchangeWrite = async (fh: FileHandle, buf: Buffer, offset: number, length: number, position: number) => {
-    if (failNew && !buf.subarray(0, 1024).equals(saved.subarray(0, buf.length))) {
-      await fh.write(buf, offset, Math.min(length, 100), position);
-      failNew = false; // the next write is the restore
-      throw Object.assign(new Error("ENOSPC"), { code: "ENOSPC", errno: -28 });
-    }
-    return (await fh.write(buf, offset, length, position)).bytesWritten;
-  };
-  await assert.doesNotReject(async () => {
-    const pool = await openPool({}, { exchangeWrite });
-    assert.ok(hasLine(/^warning: cannot write PRNG exchange file .*: no space left on device$/), lines.join("\n"));
-    assert.deepEqual(readFileSync(exch), saved, "old content back after the failed start-up update");
-    assert.equal(pool.stats().exchangeUpdates, 0);
-  });
-
-  // A new, empty file stays empty when the first write fails.
-  const fresh = path.join(dir, "fresh_exch");
-  let fail = true;
-  const failingOnce = async (fh: FileHandle, buf: Buffer, offset: number, length: number, position: number) => {
-    if (fail) {
-      fail = false;
-      await fh.write(buf, offset, 10, position);
-      throw Object.assign(new Error("EIO"), { code: "EIO", errno: -5 });
-    }
-    return (await fh.write(buf, offset, length, position)).bytesWritten;
-  };
-  const pool2 = await openPool({ tls_random_exchange_name: fresh }, { exchangeWrite: failingOnce });
-  assert.equal(statSync(fresh).size, 0);
+  const fresh = path.join(dir, `fresh_exch-${randomBytes(3).toString("hex")}`);
+  const w2 = flakyWriter();
+  w2.state.mode = "fail-once";
+  const pool2 = await openPool({ tls_random_exchange_name: fresh }, { exchangeWrite: w2.write });
+  assert.equal(statSync(fresh).size, 0, "a new file stays empty, not half written");
   assert.equal(await pool2.updateExchange(), true);
   assert.equal(statSync(fresh).size, 1024);
 });

@@ -143,6 +143,18 @@ for (const kind of ["memory", "lmdb"] as const) {
   });
 }
 
+describe("scache after close", () => {
+  it("misses and refuses without touching the closed backend", async () => {
+    const { cache } = await makeCache("lmdb");
+    await cache.update("a", Buffer.from("1"));
+    await cache.close();
+    assert.equal(await cache.lookup("a"), undefined);
+    assert.equal(await cache.update("a", Buffer.from("2")), false);
+    assert.equal(await cache.delete("a"), false);
+    assert.deepEqual(lines, []);
+  });
+});
+
 describe("scache logging", () => {
   it("logs cache operations like tls_scache when verbose, never session bytes", async () => {
     const marker = Buffer.from("SESSION-BYTES-MARKER");
@@ -550,6 +562,36 @@ describe("scache sweep timer", () => {
       mock.timers.tick(1);
       assert.equal(cache.sweeping, true, "after 100 days");
       await cache.sweepDone();
+      await cache.close();
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
+  it("runs no periodic sweep over a backend that expires entries by itself", async () => {
+    mock.timers.enable({ apis: ["setTimeout"] });
+    try {
+      const inner = await memoryOpen("ttl", { truncate: true });
+      const selfExpiring: CacheBackend = {
+        type: "ttl",
+        name: "x",
+        expiresByItself: true,
+        lookup: (k) => inner.lookup(k),
+        update: (k, v) => inner.update(k, v),
+        delete: (k) => inner.delete(k),
+        sequence: () => inner.sequence(),
+        close: () => inner.close(),
+      };
+      const cache = new SessionCache({ label: "smtpd", backend: selfExpiring, timeout: TIMEOUT, clock: manualClock() });
+      await cache.update("a", Buffer.from("1"));
+      cache.startSweepTimer();
+      assert.equal(cache.sweeping, false);
+      mock.timers.tick(TIMEOUT * 1000 * 2);
+      assert.equal(cache.sweeping, false);
+      assert.equal(cache.lastSweep === undefined, true, "no sweep ran");
+      assert.equal(cache.startSweep(), true, "an explicit sweep still runs");
+      await cache.sweepDone();
+      assert.equal(cache.lastSweep?.seen, 1);
       await cache.close();
     } finally {
       mock.timers.reset();

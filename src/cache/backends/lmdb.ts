@@ -49,7 +49,7 @@ const LONG_KEY_PREFIX = RAW_KEY_MAX - 32 + 1;
 /** Length of a stored key for an empty or long id: longer than any raw key. */
 export const LONG_KEY_LEN = LONG_KEY_PREFIX + 32;
 /** Entries read per range call during a walk (each call opens a fresh read snapshot). */
-const WALK_CHUNK = 256;
+const WALK_CHUNK = 128;
 
 type Db = RootDatabase<Buffer, Buffer>;
 

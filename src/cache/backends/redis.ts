@@ -1,0 +1,168 @@
+/**
+ * redis.ts - the "redis:" session cache backend (Redis or Valkey, standalone
+ *            or Cluster), shared by every tlsmgr that names the same servers
+ *            and key_prefix: the cache of a whole MX farm.
+ * Owns: the key layout, expiry by Redis TTL, the walk (SCAN on every
+ *       master), lookups that miss instead of waiting when Redis cannot
+ *       answer in time, and the registry entry for map type "redis".
+ * Not here: the connection, deadline and outage logging
+ *           (cache/backends/redis-link.ts); the table file
+ *           (config/redis-table.ts); timestamps (cache/scache.ts).
+ * See also: cache/backend.ts, memcache_table(5), test/conformance/redis.test.ts
+ *
+ * Map name: the table file, e.g. redis:/etc/postfix/tls-redis.cf. Each cache
+ * needs its own table file (Postfix refuses one database for two caches),
+ * and, when they share servers, its own key_prefix.
+ *
+ * Keys: key_prefix + "session:" + the cache id (UTF-8). Values: the bytes
+ * as given (scache's timestamp and the session). Every update sets a TTL of
+ * the cache timeout plus one second (BackendOpenOptions.timeout, else
+ * REDIS_DEFAULT_TTL), so Redis drops entries by itself: the backend says so
+ * with expiresByItself, and no sweep need walk a shared store.
+ *
+ * Truncate is ignored: the store is shared by other hosts and survives this
+ * process on purpose; stale entries are expired by their TTL and by scache's
+ * timestamp check.
+ *
+ * The walk visits each master with SCAN (which may repeat keys: repeats
+ * are dropped) and fetches values in pipelined batches; an entry this
+ * process deletes or updates after its batch was fetched is read again
+ * before it is handed out.
+ */
+
+import type { Redis } from "ioredis";
+import { backendInfo, registerBackend, type BackendInfo, type BackendOpenOptions, type CacheBackend } from "../backend.js";
+import { redisLinkOpen, type RedisLink } from "./redis-link.js";
+
+export const REDIS_MAP_TYPES = ["redis"];
+/** Keys per SCAN call and per value batch. */
+export const REDIS_SCAN_COUNT = 256;
+/** TTL when the opener does not give the cache timeout (Postfix's default session timeout). */
+export const REDIS_DEFAULT_TTL = 3600;
+const SESSION_INFIX = "session:";
+
+/** Options this backend reads beyond BackendOpenOptions (proposed for cache/backend.ts). */
+export interface RedisOpenOptions extends BackendOpenOptions {
+  /** The cache timeout in seconds; entries live one second longer in Redis. */
+  timeout?: number;
+}
+
+/** globEscape - text matched literally by a Redis MATCH pattern. */
+function globEscape(text: string): string {
+  return text.replace(/[*?[\]\\]/g, "\\$&");
+}
+
+/** RedisBackend - cache entries as Redis strings with a TTL. */
+export class RedisBackend implements CacheBackend {
+  readonly type: string;
+  readonly name: string;
+  /** Entries expire by Redis TTL: scache need not sweep (proposed CacheBackend capability). */
+  readonly expiresByItself = true;
+  readonly #link: RedisLink;
+  readonly #prefix: string;
+  readonly #prefixLen: number;
+  readonly #ttl: number;
+  /** Per running walk: ids this process deleted or updated since. */
+  readonly #walks = new Set<Set<string>>();
+
+  constructor(link: RedisLink, type: string, name: string, ttl: number) {
+    this.#link = link;
+    this.type = type;
+    this.name = name;
+    this.#prefix = link.table.keyPrefix + SESSION_INFIX;
+    this.#prefixLen = Buffer.byteLength(this.#prefix);
+    this.#ttl = ttl;
+  }
+
+  /** link - the shared connection (tests, statistics). */
+  get link(): RedisLink {
+    return this.#link;
+  }
+
+  #touch(key: string): void {
+    for (const w of this.#walks) w.add(key);
+  }
+
+  async lookup(key: string): Promise<Buffer | undefined> {
+    const v = await this.#link.run((c) => c.getBuffer(this.#prefix + key));
+    return v ?? undefined;
+  }
+
+  async update(key: string, value: Buffer): Promise<void> {
+    this.#touch(key);
+    await this.#link.run((c) => c.set(this.#prefix + key, value, "EX", this.#ttl));
+  }
+
+  async delete(key: string): Promise<boolean> {
+    this.#touch(key);
+    return (await this.#link.run((c) => c.del(this.#prefix + key))) > 0;
+  }
+
+  /** sequence - SCAN every master, batch by batch (see the header). */
+  async *sequence(): AsyncGenerator<[string, Buffer]> {
+    const touched = new Set<string>();
+    const seen = new Set<string>();
+    const pattern = globEscape(this.#prefix) + "*";
+    this.#walks.add(touched);
+    try {
+      for (const node of this.#link.scanTargets()) {
+        let cursor = "0";
+        do {
+          const [next, keys] = await this.#link.run((): Promise<[Buffer, Buffer[]]> =>
+            node.scanBuffer(cursor, "MATCH", pattern, "COUNT", REDIS_SCAN_COUNT),
+          );
+          cursor = next.toString("latin1");
+          if (keys.length === 0) continue;
+          touched.clear();
+          const values = await this.#fetch(node, keys);
+          for (let i = 0; i < keys.length; i++) {
+            const id = keys[i]!.subarray(this.#prefixLen).toString("utf8");
+            if (seen.has(id)) continue;
+            let value = values[i];
+            if (touched.has(id)) value = await this.lookup(id);
+            if (value === undefined) continue;
+            seen.add(id);
+            yield [id, value];
+          }
+        } while (cursor !== "0");
+      }
+    } finally {
+      this.#walks.delete(touched);
+    }
+  }
+
+  /** #fetch - the values of keys on one node, pipelined; undefined where gone. */
+  async #fetch(node: Redis, keys: Buffer[]): Promise<(Buffer | undefined)[]> {
+    const replies = await this.#link.run(() => {
+      const p = node.pipeline();
+      for (const k of keys) p.getBuffer(k);
+      return p.exec();
+    });
+    return (replies ?? []).map(([err, v]) => (err || v === null ? undefined : (v as Buffer)));
+  }
+
+  async close(): Promise<void> {
+    this.#walks.clear();
+    await this.#link.release();
+  }
+}
+
+/** redisOpen - the backend for table file `name`; truncate is ignored (see the header). */
+export async function redisOpen(name: string, opts: RedisOpenOptions): Promise<RedisBackend> {
+  const link = await redisLinkOpen(name);
+  const timeout = opts.timeout !== undefined && opts.timeout > 0 ? opts.timeout : REDIS_DEFAULT_TTL;
+  return new RedisBackend(link, opts.type ?? "redis", name, Math.ceil(timeout) + 1);
+}
+
+export const redisBackendInfo: BackendInfo = {
+  types: REDIS_MAP_TYPES,
+  open: redisOpen,
+  kind: "Redis",
+};
+
+/** registerRedisBackend - make redis: openable (idempotent; done on import). */
+export function registerRedisBackend(): void {
+  if (backendInfo("redis") !== redisBackendInfo) registerBackend(redisBackendInfo);
+}
+
+registerRedisBackend();

@@ -1,0 +1,122 @@
+/**
+ * key-wrap.ts - session-ticket keys are never stored in plain in a shared
+ *               store: they are sealed with AES-256-GCM under a key derived
+ *               from a secret in a 0600 file (key_wrap_file).
+ * Owns: the secret file's format and checks, the derivation of the wrapping
+ *       key, the sealed blob format, and making a new secret (keygen).
+ * Not here: where blobs are stored (tickets/redis-keys.ts); the keygen
+ *           command line (tools/keygen.ts, tools/tlsmgr-postfix.ts).
+ * See also: NIST SP 800-38D (GCM), RFC 5869 (HKDF), man/tlsmgr.8
+ *
+ * Secret file: lines; '#' comments and blank lines are ignored; the one
+ * other line is the base64 of 32 random bytes. It must be a regular file
+ * that only its owner can read or write (mode 0600 or 0400); the same file
+ * goes to every host that shares the keys.
+ *
+ * Wrapping key: HKDF-SHA256(secret, salt "", info KEY_WRAP_INFO), 32 bytes.
+ * Sealed blob: version byte (1), 12-byte random IV, ciphertext, 16-byte tag.
+ * The caller's associated data binds a blob to the place it is stored, so a
+ * blob copied to another slot does not open.
+ */
+
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
+import { FatalError, msgFatal } from "../log/msg.js";
+import { strerror } from "../config/main-cf.js";
+
+export const KEY_WRAP_SECRET_LEN = 32;
+export const KEY_WRAP_VERSION = 1;
+export const KEY_WRAP_IV_LEN = 12;
+export const KEY_WRAP_TAG_LEN = 16;
+/** Bytes a sealed blob adds to its plaintext. */
+export const KEY_WRAP_OVERHEAD = 1 + KEY_WRAP_IV_LEN + KEY_WRAP_TAG_LEN;
+const KEY_WRAP_INFO = "tlsmgr-ts session ticket key wrap v1";
+
+/** keyWrapSecretNew - 32 fresh random bytes. */
+export function keyWrapSecretNew(random: (n: number) => Buffer = randomBytes): Buffer {
+  return random(KEY_WRAP_SECRET_LEN);
+}
+
+/** keyWrapSecretText - the file content for a secret. */
+export function keyWrapSecretText(secret: Buffer): string {
+  return (
+    "# tlsmgr-ts key_wrap_file: wraps the session ticket keys kept in a shared store.\n" +
+    "# Keep it mode 0600; copy it unchanged, by a safe channel, to every host sharing the keys.\n" +
+    secret.toString("base64") +
+    "\n"
+  );
+}
+
+/** keyWrapSecretParse - the secret in a file's text; a string result is what is wrong. */
+export function keyWrapSecretParse(text: string): Buffer | string {
+  const lines = text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"));
+  if (lines.length === 0) return "no secret in it";
+  if (lines.length > 1) return "more than one secret line in it";
+  const line = lines[0]!;
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(line)) return "the secret line is not base64";
+  const secret = Buffer.from(line, "base64");
+  if (secret.length !== KEY_WRAP_SECRET_LEN)
+    return `the secret is ${secret.length} bytes, expected ${KEY_WRAP_SECRET_LEN}`;
+  return secret;
+}
+
+/**
+ * keyWrapFileRead - the wrapper for secret file PATH (start-up, synchronous).
+ * Fatal, naming `context` (e.g. the table file) and the file, when it is
+ * missing, not a regular file, readable or writable by others, or malformed.
+ */
+export function keyWrapFileRead(path: string, context: string): KeyWrapper {
+  const where = `${context}: key_wrap_file ${path}`;
+  let text: string;
+  try {
+    const st = statSync(path);
+    if (!st.isFile()) msgFatal(`${where}: not a regular file`);
+    if ((st.mode & 0o077) !== 0)
+      msgFatal(`${where}: mode ${(st.mode & 0o777).toString(8).padStart(4, "0")} lets others read or change it: chmod 600 ${path}`);
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    if (err instanceof FatalError) throw err;
+    return msgFatal(`${where}: cannot read: ${strerror(err)}`);
+  }
+  const secret = keyWrapSecretParse(text);
+  if (typeof secret === "string") return msgFatal(`${where}: ${secret} (make one with: tlsmgr-postfix keygen FILE)`);
+  return new KeyWrapper(secret);
+}
+
+/** KeyWrapper - seal and open blobs under the key derived from one secret. */
+export class KeyWrapper {
+  readonly #key: Buffer;
+
+  constructor(secret: Buffer) {
+    if (secret.length !== KEY_WRAP_SECRET_LEN) throw new RangeError(`key wrap secret length ${secret.length}`);
+    this.#key = Buffer.from(hkdfSync("sha256", secret, Buffer.alloc(0), KEY_WRAP_INFO, 32));
+  }
+
+  /** wrap - seal plain, bound to aad. */
+  wrap(plain: Buffer, aad: Buffer, random: (n: number) => Buffer = randomBytes): Buffer {
+    const iv = random(KEY_WRAP_IV_LEN);
+    const c = createCipheriv("aes-256-gcm", this.#key, iv);
+    c.setAAD(aad);
+    const body = Buffer.concat([c.update(plain), c.final()]);
+    return Buffer.concat([Buffer.from([KEY_WRAP_VERSION]), iv, body, c.getAuthTag()]);
+  }
+
+  /** unwrap - the plaintext, or undefined when the blob is malformed, altered, bound elsewhere or sealed with another secret. */
+  unwrap(blob: Buffer, aad: Buffer): Buffer | undefined {
+    if (blob.length < KEY_WRAP_OVERHEAD || blob[0] !== KEY_WRAP_VERSION) return undefined;
+    const iv = blob.subarray(1, 1 + KEY_WRAP_IV_LEN);
+    const tag = blob.subarray(blob.length - KEY_WRAP_TAG_LEN);
+    const body = blob.subarray(1 + KEY_WRAP_IV_LEN, blob.length - KEY_WRAP_TAG_LEN);
+    try {
+      const d = createDecipheriv("aes-256-gcm", this.#key, iv);
+      d.setAAD(aad);
+      d.setAuthTag(tag);
+      return Buffer.concat([d.update(body), d.final()]);
+    } catch {
+      return undefined;
+    }
+  }
+}

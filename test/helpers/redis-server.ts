@@ -1,0 +1,260 @@
+/**
+ * redis-server.ts - real redis-server processes for tests: standalone or a
+ *                   three-node Redis Cluster, on free loopback ports, each
+ *                   in its own temp directory.
+ * Owns: finding free ports (and the cluster bus port + 10000), starting
+ *       redis-server (no persistence, loopback only), waiting for PONG,
+ *       kill -9 / restart on the same port, SIGSTOP / SIGCONT ("slow"),
+ *       cluster creation with redis-cli, table files for the redis: map,
+ *       and cleanup (processes and directories; an exit hook kills leftovers).
+ * Not here: the code under test (src/cache/backends/redis*.ts, src/tickets/redis-keys.ts).
+ * See also: redis-server(1), redis-cli(1) --cluster create
+ */
+
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, rmSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { connect, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
+
+const execFileP = promisify(execFile);
+
+/** binary - a Debian binary by absolute path when it is there (tests must not need PATH). */
+function binary(name: string): string {
+  for (const dir of ["/usr/bin", "/usr/local/bin", "/usr/sbin"]) if (existsSync(join(dir, name))) return join(dir, name);
+  return name;
+}
+export const REDIS_SERVER = binary("redis-server");
+export const REDIS_CLI = binary("redis-cli");
+
+const living = new Set<ChildProcess>();
+const dirs = new Set<string>();
+let hooked = false;
+
+// hookExit - kill servers and remove directories a test left behind
+function hookExit(): void {
+  if (hooked) return;
+  hooked = true;
+  process.on("exit", () => {
+    for (const p of living) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+}
+
+/** portFree - can we listen on 127.0.0.1:port now? */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once("error", () => resolve(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
+  });
+}
+
+/** freePort - a loopback port nobody listens on (and port + 10000 too, for a cluster bus, when bus). */
+export async function freePort(bus = false): Promise<number> {
+  for (let tries = 0; tries < 200; tries++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const s = createServer();
+      s.once("error", reject);
+      s.listen(0, "127.0.0.1", () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    if (!bus) return port;
+    if (port <= 55535 && (await portFree(port + 10000))) return port;
+  }
+  throw new Error("no free loopback port");
+}
+
+/** ping - one PING on a fresh connection: true when the server answers (PONG or an auth error). */
+export function redisPing(port: number, timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host: "127.0.0.1", port });
+    let got = "";
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.on("connect", () => sock.write("PING\r\n"));
+    sock.on("data", (d) => {
+      got += d.toString("latin1");
+      if (got.includes("\r\n")) done(got.startsWith("+PONG") || got.startsWith("-NOAUTH"));
+    });
+    sock.on("error", () => done(false));
+  });
+}
+
+export interface RedisServerOptions {
+  /** requirepass */
+  password?: string;
+  /** Cluster node: cluster-enabled yes with its own nodes.conf. */
+  clusterNode?: boolean;
+  /** Extra "--name value" arguments. */
+  args?: string[];
+}
+
+export interface RedisServerHandle {
+  host: string;
+  port: number;
+  dir: string;
+  /** The server's log so far. */
+  proc(): ChildProcess | undefined;
+  /** (Re)start on the same port and wait for it to answer. */
+  start(): Promise<void>;
+  /** kill -9 and wait for the exit. */
+  kill(): Promise<void>;
+  /** SIGSTOP: the server stops answering but keeps its connections. */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
+  /** Stop (SIGTERM, then SIGKILL) and remove the directory. */
+  stop(): Promise<void>;
+  /** Run redis-cli against this server; its stdout. */
+  cli(...args: string[]): Promise<string>;
+}
+
+/** waitExit - resolve when p has exited. */
+function waitExit(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => p.once("exit", () => resolve()));
+}
+
+/** startRedisServer - a redis-server on a free loopback port in a temp directory, answering. */
+export async function startRedisServer(opts: RedisServerOptions = {}): Promise<RedisServerHandle> {
+  hookExit();
+  const dir = await mkdtemp(join(tmpdir(), "tlsmgr-redis-"));
+  dirs.add(dir);
+  const port = await freePort(opts.clusterNode === true);
+  let proc: ChildProcess | undefined;
+  const args = [
+    "--port", String(port),
+    "--bind", "127.0.0.1",
+    "--dir", dir,
+    "--save", "",
+    "--appendonly", "no",
+    "--daemonize", "no",
+    "--protected-mode", "no",
+    "--logfile", join(dir, "redis.log"),
+    ...(opts.password !== undefined ? ["--requirepass", opts.password] : []),
+    ...(opts.clusterNode
+      ? ["--cluster-enabled", "yes", "--cluster-config-file", join(dir, "nodes.conf"), "--cluster-node-timeout", "2000"]
+      : []),
+    ...(opts.args ?? []),
+  ];
+  const handle: RedisServerHandle = {
+    host: "127.0.0.1",
+    port,
+    dir,
+    proc: () => proc,
+    async start() {
+      if (proc && proc.exitCode === null && proc.signalCode === null) return;
+      const p = spawn(REDIS_SERVER, args, { stdio: "ignore" });
+      proc = p;
+      living.add(p);
+      p.once("exit", () => living.delete(p));
+      for (let i = 0; i < 200; i++) {
+        if (p.exitCode !== null || p.signalCode !== null) throw new Error(`redis-server on port ${port} exited; see ${dir}/redis.log`);
+        if (await redisPing(port)) return;
+        await sleep(50);
+      }
+      throw new Error(`redis-server on port ${port} does not answer`);
+    },
+    async kill() {
+      if (!proc) return;
+      proc.kill("SIGCONT");
+      proc.kill("SIGKILL");
+      await waitExit(proc);
+    },
+    pause() {
+      proc?.kill("SIGSTOP");
+    },
+    resume() {
+      proc?.kill("SIGCONT");
+    },
+    async stop() {
+      if (proc && proc.exitCode === null && proc.signalCode === null) {
+        const p = proc;
+        p.kill("SIGCONT");
+        p.kill("SIGTERM");
+        const t = setTimeout(() => p.kill("SIGKILL"), 5000);
+        await waitExit(p);
+        clearTimeout(t);
+      }
+      await rm(dir, { recursive: true, force: true });
+      dirs.delete(dir);
+    },
+    async cli(...cliArgs: string[]) {
+      const auth = opts.password !== undefined ? ["--no-auth-warning", "-a", opts.password] : [];
+      const { stdout } = await execFileP(REDIS_CLI, ["-h", "127.0.0.1", "-p", String(port), ...auth, ...cliArgs]);
+      return stdout;
+    },
+  };
+  await handle.start();
+  return handle;
+}
+
+export interface RedisClusterHandle {
+  nodes: RedisServerHandle[];
+  stop(): Promise<void>;
+}
+
+/** startRedisCluster - n masters (no replicas) on loopback, all slots covered, state ok on every node. */
+export async function startRedisCluster(n = 3): Promise<RedisClusterHandle> {
+  const nodes: RedisServerHandle[] = [];
+  const stop = async () => {
+    await Promise.all(nodes.map((s) => s.stop()));
+  };
+  try {
+    for (let i = 0; i < n; i++) nodes.push(await startRedisServer({ clusterNode: true }));
+    await execFileP(REDIS_CLI, [
+      "--cluster", "create",
+      ...nodes.map((s) => `127.0.0.1:${s.port}`),
+      "--cluster-replicas", "0",
+      "--cluster-yes",
+    ]);
+    for (let i = 0; i < 200; i++) {
+      const infos = await Promise.all(nodes.map((s) => s.cli("cluster", "info")));
+      if (infos.every((t) => /cluster_state:ok/.test(t) && new RegExp(`cluster_known_nodes:${n}\\b`).test(t))) break;
+      if (i === 199) throw new Error("redis cluster does not reach state ok");
+      await sleep(50);
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { nodes, stop };
+}
+
+export interface RedisTableOptions {
+  servers: string;
+  cluster?: boolean;
+  keyPrefix?: string;
+  timeout?: string;
+  keyWrapFile?: string;
+  passwordFile?: string;
+  database?: number;
+  extra?: string;
+}
+
+/** writeRedisTable - a table file for the redis: map at path. */
+export async function writeRedisTable(path: string, o: RedisTableOptions): Promise<string> {
+  const lines = [
+    "# test table",
+    `servers = ${o.servers}`,
+    ...(o.cluster ? ["cluster = yes"] : []),
+    ...(o.keyPrefix !== undefined ? [`key_prefix = ${o.keyPrefix}`] : []),
+    ...(o.timeout !== undefined ? [`timeout = ${o.timeout}`] : []),
+    ...(o.keyWrapFile !== undefined ? [`key_wrap_file = ${o.keyWrapFile}`] : []),
+    ...(o.passwordFile !== undefined ? [`password_file = ${o.passwordFile}`] : []),
+    ...(o.database !== undefined ? [`database = ${o.database}`] : []),
+    ...(o.extra !== undefined ? [o.extra] : []),
+  ];
+  await writeFile(path, lines.join("\n") + "\n");
+  return path;
+}

@@ -1,0 +1,92 @@
+/**
+ * cache-set-redirect.test.ts - data_redirect_file()/data_redirect_map() rules
+ *                              and the mail_owner uid lookup.
+ * See also: src/cache/data-redirect.ts, postfix/src/global/data_redirect.c
+ */
+
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, afterEach, before, beforeEach, describe, it } from "node:test";
+import {
+  dataRedirectFile,
+  dataRedirectMap,
+  dataRedirectOwnerUid,
+  passwdUid,
+  type DataRedirectEnv,
+} from "../../src/cache/data-redirect.js";
+import { getMsgSinks, setMsgSinks, type MsgSink } from "../../src/log/msg.js";
+
+let lines: string[] = [];
+let savedSinks: MsgSink[] = [];
+beforeEach(() => {
+  lines = [];
+  savedSinks = getMsgSinks();
+  setMsgSinks([{ write: (level, text) => lines.push(`${level}: ${text}`) }]);
+});
+afterEach(() => setMsgSinks(savedSinks));
+
+let tmp = "";
+before(async () => {
+  tmp = await mkdtemp(join(tmpdir(), "tlsmgr-redirect-"));
+  await mkdir(join(tmp, "mine"));
+});
+after(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+const myUid = process.geteuid?.() ?? 0;
+const env = (ownerUid: number): DataRedirectEnv => ({ data_directory: "/var/lib/postfix", mail_owner: "postfix", ownerUid });
+
+describe("data redirect", () => {
+  it("leaves a path in a mail_owner-owned directory alone", async () => {
+    assert.equal(await dataRedirectFile(`${tmp}/mine/prng_exch`, env(myUid)), `${tmp}/mine/prng_exch`);
+    assert.equal(await dataRedirectMap(`btree:${tmp}/mine/x`, env(myUid)), `btree:${tmp}/mine/x`);
+    assert.deepEqual(lines, []);
+  });
+
+  it("redirects a file, saying \"file\"", async () => {
+    assert.equal(await dataRedirectFile(`${tmp}/mine/prng_exch`, env(myUid + 1)), "/var/lib/postfix/prng_exch");
+    assert.deepEqual(lines, [
+      `warning: request to update file ${tmp}/mine/prng_exch in non-postfix directory ${tmp}/mine`,
+      "warning: redirecting the request to postfix-owned data_directory /var/lib/postfix",
+    ]);
+  });
+
+  it("redirects file-based map types only, keeping the type", async () => {
+    for (const t of ["hash", "btree", "lmdb", "dbm", "cdb", "sdbm", "dbz"]) {
+      assert.equal(await dataRedirectMap(`${t}:${tmp}/mine/c`, env(myUid + 1)), `${t}:/var/lib/postfix/c`, t);
+    }
+    lines = [];
+    for (const t of ["memory", "internal", "redis", "proxy"]) {
+      assert.equal(await dataRedirectMap(`${t}:${tmp}/mine/c`, env(myUid + 1)), `${t}:${tmp}/mine/c`, t);
+    }
+    assert.deepEqual(lines, []);
+  });
+
+  it("gives a bare name the default type, and names the map as written", async () => {
+    assert.equal(await dataRedirectMap(`${tmp}/mine/c`, env(myUid + 1), "hash"), "hash:/var/lib/postfix/c");
+    assert.equal(lines[0], `warning: request to update table ${tmp}/mine/c in non-postfix directory ${tmp}/mine`);
+    lines = [];
+    assert.equal(await dataRedirectMap(`${tmp}/mine/c`, env(myUid), "lmdb"), `lmdb:${tmp}/mine/c`);
+    assert.deepEqual(lines, []);
+  });
+
+  it("leaves a path whose directory does not exist alone", async () => {
+    assert.equal(await dataRedirectMap(`btree:${tmp}/nope/c`, env(myUid + 1)), `btree:${tmp}/nope/c`);
+    assert.deepEqual(lines, []);
+  });
+
+  it("finds a uid in a passwd file, and falls back to this process's euid", async () => {
+    const pw = join(tmp, "passwd");
+    await writeFile(pw, "root:x:0:0:root:/root:/bin/bash\npostfix:x:105:112::/var/spool/postfix:/usr/sbin/nologin\nbad:x:zz:1::/:/\n");
+    assert.equal(await passwdUid("postfix", pw), 105);
+    assert.equal(await passwdUid("root", pw), 0);
+    assert.equal(await passwdUid("bad", pw), undefined);
+    assert.equal(await passwdUid("nobody-here", pw), undefined);
+    assert.equal(await passwdUid("postfix", join(tmp, "no-such-file")), undefined);
+    assert.equal(await dataRedirectOwnerUid("postfix", () => 4242), 4242);
+    assert.equal(await dataRedirectOwnerUid("postfix", async () => undefined), myUid);
+  });
+});
