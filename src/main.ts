@@ -23,7 +23,9 @@ import { openTicketKeySource } from "./tickets/key-source.js";
 import type { TicketKeySource } from "./tickets/ticket-keys.js";
 import { openMasterLink } from "./master/master-link.js";
 import type { MasterLink } from "./master/master-link.js";
-import { dropPrivileges } from "./master/privileges.js";
+import { dropPrivileges, lookupUser } from "./master/privileges.js";
+import { dataRedirectFile, dataRedirectOwnerUid } from "./cache/data-redirect.js";
+import { withEffectiveIds } from "./util/eugid.js";
 import { setupLogging } from "./log/setup.js";
 import { FatalError, msgInfo, msgWarn, setMsgVerbose, setProcessName } from "./log/msg.js";
 import { startListener } from "./server/listener.js";
@@ -95,11 +97,21 @@ async function start(args: DaemonArgs): Promise<void> {
 
   if (args.underMaster) run.link = openMasterLink(args, process.env, cfg.daemon_timeout);
 
-  // Open what needs privileges first: caches, PRNG exchange file, socket.
-  const pool = (run.pool = await PrngPool.open(cfg));
-  const caches = (run.caches = await openCacheSet(cfg, {
-    onSweepEntry: (_type, id, value) => pool.mixEntry(id, value),
-  }));
+  // Open what needs privileges first: PRNG exchange file, caches, socket.
+  // Files are created with mail_owner's ids, as Postfix's tlsmgr does.
+  const owner = lookupUser(cfg.mail_owner);
+  const ownerIds = owner ? { uid: owner.uid, gid: owner.gid } : undefined;
+  const exchangeName = await dataRedirectFile(cfg.tls_random_exchange_name, {
+    data_directory: cfg.data_directory,
+    mail_owner: cfg.mail_owner,
+    ownerUid: await dataRedirectOwnerUid(cfg.mail_owner),
+  });
+  const pool = (run.pool = await withEffectiveIds(ownerIds, () =>
+    PrngPool.open({ ...cfg, tls_random_exchange_name: exchangeName }),
+  ));
+  const caches = (run.caches = await withEffectiveIds(ownerIds, () =>
+    openCacheSet(cfg, { onSweepEntry: (_type, id, value) => pool.mixEntry(id, value) }),
+  ));
   run.tickets = await openTicketKeySource(cfg);
   const state: TlsmgrState = {
     cache: (type) => caches.get(type),
@@ -122,6 +134,7 @@ async function start(args: DaemonArgs): Promise<void> {
     afterRequest: () => pool.mixTimeOfDay(),
     ...(run.link ? { fds: run.link.listenFds, onClientCount: (n: number) => run.link!.setClientCount(n) } : {}),
     ...(socketPath ? { path: socketPath } : {}),
+    ...(socketPath && ownerIds ? { dirOwner: ownerIds } : {}),
   });
 
   if (args.dropPrivileges)

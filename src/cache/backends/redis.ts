@@ -64,6 +64,8 @@ export class RedisBackend implements CacheBackend {
   readonly #ttl: number;
   /** Per running walk: ids this process deleted or updated since. */
   readonly #walks = new Set<Set<string>>();
+  /** Writes not yet answered: close() waits for them (each is bounded by the timeout). */
+  readonly #inflight = new Set<Promise<unknown>>();
 
   constructor(link: RedisLink, type: string, name: string, ttl: number) {
     this.#link = link;
@@ -90,12 +92,20 @@ export class RedisBackend implements CacheBackend {
 
   async update(key: string, value: Buffer): Promise<void> {
     this.#touch(key);
-    await this.#link.run((c) => c.set(this.#prefix + key, value, "EX", this.#ttl));
+    await this.#track(this.#link.run((c) => c.set(this.#prefix + key, value, "EX", this.#ttl)));
   }
 
   async delete(key: string): Promise<boolean> {
     this.#touch(key);
-    return (await this.#link.run((c) => c.del(this.#prefix + key))) > 0;
+    return (await this.#track(this.#link.run((c) => c.del(this.#prefix + key)))) > 0;
+  }
+
+  /** #track - remember a write until it settles, for close(). */
+  #track<T>(p: Promise<T>): Promise<T> {
+    this.#inflight.add(p);
+    const forget = () => this.#inflight.delete(p);
+    p.then(forget, forget);
+    return p;
   }
 
   /** sequence - SCAN every master, batch by batch (see the header). */
@@ -143,6 +153,7 @@ export class RedisBackend implements CacheBackend {
 
   async close(): Promise<void> {
     this.#walks.clear();
+    await Promise.allSettled([...this.#inflight]);
     await this.#link.release();
   }
 }
