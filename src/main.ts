@@ -29,6 +29,8 @@ import { withEffectiveIds } from "./util/eugid.js";
 import { setupLogging } from "./log/setup.js";
 import { FatalError, msgInfo, msgWarn, setMsgVerbose, setProcessName } from "./log/msg.js";
 import { startListener } from "./server/listener.js";
+import { serveConnection } from "./server/connection.js";
+import { Duplex } from "node:stream";
 import type { TlsmgrListener } from "./server/listener.js";
 import type { TlsmgrState } from "./server/handlers.js";
 import { CACHE_TYPES } from "./protocol/tlsmgr-proto.js";
@@ -75,9 +77,11 @@ async function start(args: DaemonArgs): Promise<void> {
   } else {
     configDir = args.configDir ?? process.env.MAIL_CONFIG ?? "/etc/postfix";
   }
+  // -i and -m are accepted as master passes them; tlsmgr, like Postfix's,
+  // never exits for idleness or use count. -n names the service.
   const cfg: TlsmgrConfig = loadConfig({
     configDir,
-    overrides: args.overrides,
+    overrides: [...args.overrides, `service_name=${args.serviceName}`],
     ...(defaults ? { defaults } : {}),
     allowMissingMainCf: args.home !== undefined,
   });
@@ -121,15 +125,26 @@ async function start(args: DaemonArgs): Promise<void> {
   };
   caches.startSweeps();
 
+  const limits = {
+    nameLimit: cfg.tlsmgr_attr_name_limit,
+    valueLimit: cfg.tlsmgr_attr_value_limit,
+    countLimit: cfg.tlsmgr_attr_count_limit,
+  };
+  if (args.standalone) {
+    // -S: one client on standard input and output, then exit (Postfix's stand-alone mode).
+    if (args.dropPrivileges)
+      dropPrivileges({ mailOwner: cfg.mail_owner, ...(args.chroot ? { chrootDir: cfg.queue_directory } : {}) });
+    const stdio = Duplex.from({ readable: process.stdin, writable: process.stdout });
+    stdio.on("close", () => void shutdown(run, "stand-alone client done").finally(() => process.exit(0)));
+    serveConnection(stdio, "stdin", state, { limits, ipcTimeout: cfg.ipc_timeout, afterRequest: () => pool.mixTimeOfDay() });
+    return;
+  }
+
   const socketPath = run.link
     ? undefined
     : (args.socket ?? join(cfg.queue_directory, "private", args.serviceName || cfg.tlsmgr_service_name));
   run.listener = await startListener(state, {
-    limits: {
-      nameLimit: cfg.tlsmgr_attr_name_limit,
-      valueLimit: cfg.tlsmgr_attr_value_limit,
-      countLimit: cfg.tlsmgr_attr_count_limit,
-    },
+    limits,
     ipcTimeout: cfg.ipc_timeout,
     afterRequest: () => pool.mixTimeOfDay(),
     ...(run.link ? { fds: run.link.listenFds, onClientCount: (n: number) => run.link!.setClientCount(n) } : {}),

@@ -8,7 +8,7 @@
  * See also: postfix/src/master/multi_server.c, postfix/src/tlsmgr/tlsmgr.c
  */
 
-import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { Attr0Limits } from "../protocol/attr0.js";
 import { Attr0Decoder } from "../protocol/attr0.js";
 import type { TlsmgrState } from "./handlers.js";
@@ -30,12 +30,11 @@ const PENDING_HIGH_WATER = 4 * 1024 * 1024;
  * serveConnection - run the request loop of one accepted socket; resolves
  * when the socket is closed.
  */
-export function serveConnection(socket: Socket, peer: string, state: TlsmgrState, opts: ConnectionOptions): void {
+export function serveConnection(socket: Duplex, peer: string, state: TlsmgrState, opts: ConnectionOptions): void {
   const decoder = new Attr0Decoder(opts.limits);
   let busy = false;
   let closing = false;
 
-  socket.setNoDelay?.(true);
   socket.write(SERVER_ANNOUNCEMENT, "latin1");
 
   const close = () => {
@@ -97,20 +96,22 @@ export function serveConnection(socket: Socket, peer: string, state: TlsmgrState
   };
 
   // armTimeout - only a partly received request is timed; an idle client may stay.
-  let timerArmed = false;
+  let timer: NodeJS.Timeout | undefined;
   const armTimeout = () => {
-    const partial = !decoder.atListBoundary;
-    if (partial && !timerArmed) {
-      socket.setTimeout(opts.ipcTimeout * 1000);
-      timerArmed = true;
-    } else if (!partial && timerArmed) {
-      socket.setTimeout(0);
-      timerArmed = false;
+    const partial = !decoder.atListBoundary && !closing;
+    if (partial && timer === undefined) {
+      timer = setTimeout(() => {
+        msgWarn(`timeout while waiting for data from ${peer}`);
+        socket.destroy();
+      }, opts.ipcTimeout * 1000);
+      timer.unref();
+    } else if (!partial && timer !== undefined) {
+      clearTimeout(timer);
+      timer = undefined;
     }
   };
-  socket.on("timeout", () => {
-    msgWarn(`timeout while waiting for data from ${peer}`);
-    socket.destroy();
+  socket.on("close", () => {
+    if (timer !== undefined) clearTimeout(timer);
   });
 
   socket.on("data", (chunk: Buffer) => {
@@ -118,6 +119,7 @@ export function serveConnection(socket: Socket, peer: string, state: TlsmgrState
     decoder.push(chunk);
     if (busy || draining) {
       if (decoder.pendingBytes > PENDING_HIGH_WATER) socket.pause();
+      armTimeout();
       return;
     }
     pump();
