@@ -19,12 +19,15 @@ import { connect, type Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import { LatencyHistogram, type HistogramJson } from "./histogram.js";
 import { MixPicker, REQUEST_KINDS, Rng, type Mix, type RequestKind } from "./mix.js";
-import { procCpuSeconds } from "./proc-stats.js";
+import { machineBusySeconds, procCpuSeconds } from "./proc-stats.js";
 import {
   deleteRequest, lookupRequest, policyRequest, replyAttr, replyEnd, replyStatus, seedRequest,
   STATUS_UNREADABLE, tktkeyRequest, updateRequest,
 } from "./wire.js";
 import { chooseId, type Keyspace, type SessionPool } from "./workload.js";
+
+/** Bytes of each connection's read buffer (a reply is at most a few KiB; longer ones are reassembled). */
+const READ_BUFFER_BYTES = 64 * 1024;
 
 /** Reply handler of a connection: the request's kind, status (STATUS_UNREADABLE for a broken reply), latency in us. */
 type ReplySink = (conn: LoadConnection, kind: RequestKind, status: number, latencyUs: number) => void;
@@ -44,17 +47,28 @@ export class LoadConnection {
   /** called when the connection fails (closed, error, timeout) */
   onDead: (conn: LoadConnection) => void = () => undefined;
 
-  private constructor(socket: Socket) {
-    this.#socket = socket;
-    socket.on("data", (chunk: Buffer) => this.#onData(chunk));
-    socket.on("error", (err) => this.#fail(`socket error: ${err.message}`));
-    socket.on("close", () => this.#fail("connection closed by server"));
+  private constructor(path: string) {
+    // onread: replies land in one reused buffer, without the Readable stream machinery
+    const readBuf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    this.#socket = connect({
+      path,
+      onread: {
+        buffer: readBuf,
+        callback: (n: number, buf: Uint8Array): boolean => {
+          this.#onData(buf as Buffer, n);
+          return true;
+        },
+      },
+    });
+    this.#socket.on("error", (err) => this.#fail(`socket error: ${err.message}`));
+    this.#socket.on("close", () => this.#fail("connection closed by server"));
+    this.#socket.on("end", () => this.#fail("connection closed by server"));
   }
 
   /** open - connect and wait for the server's announcement */
   static open(path: string, timeoutMs: number): Promise<LoadConnection> {
     return new Promise((resolve, reject) => {
-      const conn = new LoadConnection(connect(path));
+      const conn = new LoadConnection(path);
       const t = setTimeout(() => {
         conn.close();
         reject(new Error(`${path}: no announcement within ${timeoutMs} ms`));
@@ -102,17 +116,20 @@ export class LoadConnection {
     this.#fail(`no reply within ${ms} ms`);
   }
 
-  #onData(chunk: Buffer): void {
-    let buf = chunk;
+  // onData - n bytes arrived in the shared read buffer (valid only during this call)
+  #onData(readBuf: Buffer, n: number): void {
+    let buf = readBuf;
+    let len = n;
     if (this.#pending !== undefined) {
-      buf = Buffer.concat([this.#pending, chunk]);
+      buf = Buffer.concat([this.#pending, readBuf.subarray(0, n)]);
+      len = buf.length;
       this.#pending = undefined;
     }
     let start = 0;
     if (!this.#announced) {
-      const end = replyEnd(buf, 0);
+      const end = replyEnd(buf, 0, len);
       if (end < 0) {
-        this.#pending = buf;
+        this.#pending = Buffer.from(buf.subarray(0, len));
         return;
       }
       this.#announced = true;
@@ -124,27 +141,27 @@ export class LoadConnection {
       this.#onAnnounce = undefined;
       f?.();
       start = end;
-      if (start === buf.length) return;
+      if (start === len) return;
     }
-    const end = replyEnd(buf, start);
+    const end = replyEnd(buf, start, len);
     if (end < 0) {
-      this.#pending = start === 0 ? buf : buf.subarray(start);
+      this.#pending = Buffer.from(buf.subarray(start, len));
       return;
     }
     const latency = (performance.now() - this.#sentAt) * 1000;
     const kind = this.inFlight;
-    if (kind === undefined || end !== buf.length) {
+    if (kind === undefined || end !== len) {
       this.#fail("reply without a request, or more than one reply");
       return;
     }
-    lastReply = buf;
+    lastReply = buf.subarray(0, len);
     lastReplyStart = start;
     this.inFlight = undefined;
     this.sink(this, kind, replyStatus(buf, start), latency);
   }
 }
 
-// The reply just received (read by callers that need an attribute of it, off the hot path).
+// The reply just received, valid only while the sink runs (it may lie in the shared read buffer).
 let lastReply: Buffer = Buffer.alloc(0);
 let lastReplyStart = 0;
 
@@ -214,7 +231,13 @@ export interface LoadResult {
   genCpuSec: number;
   /** daemon CPU seconds over the window, undefined when not measured */
   daemonCpuSec: number | undefined;
+  /** CPU seconds the whole machine was busy over the window (/proc/stat), the two above included */
+  machineBusySec: number;
   series: SeriesPoint[];
+  /** the histogram of each series interval (index i covers [i, i+1) intervals from startMs) */
+  seriesHists: LatencyHistogram[];
+  /** wall-clock ms (Date.now) when the load started (warm-up included) */
+  startMs: number;
   /** why connections died */
   failures: string[];
   /** wall-clock ms (Date.now) of the start of the measured window */
@@ -253,7 +276,7 @@ export function oneRequest(conn: LoadConnection, kind: RequestKind, text: string
     conn.sink = (_c, _kind, status) => {
       clearTimeout(t);
       conn.onDead = () => undefined;
-      resolve({ status, reply: lastReply, start: lastReplyStart });
+      resolve({ status, reply: Buffer.from(lastReply.subarray(lastReplyStart)), start: 0 });
     };
     conn.send(kind, text);
   });
@@ -339,12 +362,14 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const failures: string[] = [];
 
   const t0 = performance.now();
+  const startMs = Date.now();
   const warmEnd = t0 + o.warmupSec * 1000;
   const runEnd = warmEnd + o.durationSec * 1000;
   let recording = false;
   let running = true;
   let genCpu0 = process.cpuUsage();
   let daemonCpu0: number | undefined;
+  let busy0 = 0;
   let windowStartMs = Date.now();
   let windowStart = warmEnd;
 
@@ -408,6 +433,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       windowStartMs = Date.now();
       genCpu0 = process.cpuUsage();
       daemonCpu0 = daemonCpu();
+      busy0 = machineBusySeconds();
     }
     if (now >= runEnd || (o.stopWhen?.() ?? false)) running = false;
     for (const c of conns) {
@@ -421,6 +447,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     windowStartMs = Date.now();
     genCpu0 = process.cpuUsage();
     daemonCpu0 = daemonCpu();
+    busy0 = machineBusySeconds();
   }
   conns.forEach((c, i) => sendNext(c, i));
   await done;
@@ -428,6 +455,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   clearInterval(ticker);
   const gen = process.cpuUsage(genCpu0);
   const d1 = daemonCpu();
+  const busy1 = machineBusySeconds();
   for (const c of conns) c.close();
 
   let errors = 0;
@@ -441,7 +469,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const series: SeriesPoint[] = [];
   if (interval !== undefined) {
     for (let i = 0; i < seriesHist.length; i++) {
-      const h = seriesHist[i] ?? new LatencyHistogram();
+      const h = (seriesHist[i] ??= new LatencyHistogram());
       series.push({
         t: ((i + 1) * interval) / 1000,
         count: h.count,
@@ -461,7 +489,10 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     errors,
     genCpuSec: (gen.user + gen.system) / 1e6,
     daemonCpuSec: d1 !== undefined && daemonCpu0 !== undefined ? d1 - daemonCpu0 : undefined,
+    machineBusySec: busy1 - busy0,
     series,
+    seriesHists: seriesHist,
+    startMs,
     failures,
     windowStartMs,
   };

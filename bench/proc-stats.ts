@@ -155,3 +155,29 @@ export function machineInfo(): MachineInfo {
     postfix,
   };
 }
+
+/** machineBusySeconds - CPU seconds all CPUs spent not idle since boot (/proc/stat: all but idle and iowait) */
+export function machineBusySeconds(): number {
+  try {
+    const line = readFileSync("/proc/stat", "latin1").split("\n", 1)[0] ?? "";
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal (guest time is already in user)
+    const busy = (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0);
+    return busy / clkTck;
+  } catch {
+    return 0;
+  }
+}
+
+/** procStartMs - wall-clock ms (epoch) when a process started (/proc/stat btime + /proc/PID/stat starttime) */
+export function procStartMs(pid: number): number | undefined {
+  const f = statFields(pid);
+  if (f === undefined) return undefined;
+  try {
+    const m = /^btime (\d+)$/m.exec(readFileSync("/proc/stat", "latin1"));
+    if (!m) return undefined;
+    return (Number(m[1]) + Number(f[19]) / clkTck) * 1000;
+  } catch {
+    return undefined;
+  }
+}

@@ -31,7 +31,11 @@ export interface RunSummary {
   daemonCpuCores: number | undefined;
   genCpuUsPerReq: number;
   genCpuCores: number;
+  /** CPU used by everything else on the machine over the window, in cores (noise from other work) */
+  otherCpuCores: number;
   daemonMem: ProcMemory | undefined;
+  /** with --repeat: req/s of every repetition (this summary is the median one) */
+  repeats?: number[];
   byKind: Partial<Record<RequestKind, {
     reqPerSec: number; ok: number; miss: number; errors: number; p50us: number; p99us: number; p999us: number;
   }>>;
@@ -72,10 +76,19 @@ export function summarize(impl: string, label: string, r: LoadResult, mem: ProcM
     daemonCpuCores: r.daemonCpuSec === undefined ? undefined : r.daemonCpuSec / r.windowSec,
     genCpuUsPerReq: (r.genCpuSec * 1e6) / n,
     genCpuCores: r.genCpuSec / r.windowSec,
+    otherCpuCores: Math.max(0, (r.machineBusySec - (r.daemonCpuSec ?? 0) - r.genCpuSec) / r.windowSec),
     daemonMem: mem,
     byKind,
     failures: [...new Set(r.failures)].slice(0, 5),
   };
+}
+
+/** medianRun - of repeated runs, the one with the median req/s, carrying every repetition's req/s */
+export function medianRun(runs: RunSummary[]): RunSummary {
+  if (runs.length === 0) throw new Error("medianRun: no runs");
+  const sorted = [...runs].sort((a, b) => a.reqPerSec - b.reqPerSec);
+  const mid = sorted[Math.floor((sorted.length - 1) / 2)]!;
+  return { ...mid, repeats: runs.map((r) => r.reqPerSec) };
 }
 
 /** fmtInt - 12345.6 -> "12,346" */
@@ -129,18 +142,22 @@ export function runLine(s: RunSummary): string {
   const g = `generator CPU ${s.genCpuUsPerReq.toFixed(1)} us/req (${(s.genCpuCores * 100).toFixed(0)}% of a core)`;
   const m = s.daemonMem ? `daemon peak RSS ${fmtMiB(s.daemonMem.vmHwmKiB)} (anon ${fmtMiB(s.daemonMem.rssAnonKiB)})` : "";
   const bound = s.genCpuCores > 0.9 ? "  ** generator-bound: the generator used more than 90% of its core **" : "";
-  return `${d}; ${g}; ${m}${bound}`;
+  const other = `other processes ${(s.otherCpuCores * 100).toFixed(0)}% of a core`;
+  const reps = s.repeats && s.repeats.length > 1 ? `; req/s of the ${s.repeats.length} repetitions: ${s.repeats.map(fmtInt).join(", ")} (median shown)` : "";
+  return `${d}; ${g}; ${other}; ${m}${bound}${reps}`;
 }
 
 /** summaryTable - every run of every implementation, one row each */
 export function summaryTable(runs: RunSummary[]): string {
   return table(
-    ["implementation", "clients", "req/s", "p50", "p99", "p99.9", "errors", "daemon CPU/req", "daemon CPU", "gen CPU", "peak RSS"],
+    ["implementation", "clients", "req/s", "p50", "p99", "p99.9", "errors", "daemon CPU/req", "daemon CPU", "gen CPU/req", "gen CPU", "other CPU", "peak RSS"],
     runs.map((s) => [
       s.label, String(s.clients), fmtInt(s.reqPerSec), fmtUs(s.p50us), fmtUs(s.p99us), fmtUs(s.p999us), fmtInt(s.errors),
       s.daemonCpuUsPerReq === undefined ? "-" : `${s.daemonCpuUsPerReq.toFixed(1)} us`,
       s.daemonCpuCores === undefined ? "-" : `${(s.daemonCpuCores * 100).toFixed(0)}%`,
+      `${s.genCpuUsPerReq.toFixed(1)} us`,
       `${(s.genCpuCores * 100).toFixed(0)}%`,
+      `${(s.otherCpuCores * 100).toFixed(0)}%`,
       fmtMiB(s.daemonMem?.vmHwmKiB),
     ]),
   );

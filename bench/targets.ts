@@ -2,7 +2,8 @@
  * targets.ts - the tlsmgr daemons a benchmark run measures, started with the
  *              same cache settings: this project's daemon, and Postfix's own
  *              C tlsmgr started by master(8) in a temporary Postfix instance.
- * Owns: the implementation names (ours, ours-memory, postfix, postfix-lmdb),
+ * Owns: the implementation names (ours, ours-memory, postfix, postfix-lmdb,
+ *       and node-floor: bench/floor-server.ts, a minimal reference server),
  *       the temporary configuration of each, finding the daemon's pid (for
  *       Postfix: master's child named tlsmgr, which master starts on the
  *       first connection), the cache files to size, and stopping.
@@ -22,7 +23,7 @@ import { fileURLToPath } from "node:url";
 import { createPostfixInstance, postfixAvailable } from "../test/helpers/postfix-instance.js";
 import { fileBytes, findChildByComm } from "./proc-stats.js";
 
-export const IMPLS = ["ours", "ours-memory", "postfix", "postfix-lmdb"] as const;
+export const IMPLS = ["ours", "ours-memory", "postfix", "postfix-lmdb", "node-floor"] as const;
 export type ImplName = (typeof IMPLS)[number];
 
 export function isImplName(s: string): s is ImplName {
@@ -40,6 +41,8 @@ export interface TargetOptions {
   nodeArgs?: string[];
   /** directory for --cpu-prof output (our daemon) */
   cpuProfDir?: string;
+  /** where the temporary directories go (data directories included); default os.tmpdir() */
+  baseDir?: string;
 }
 
 export interface BenchTarget {
@@ -76,7 +79,7 @@ async function waitForAnnouncement(path: string, timeoutMs: number, alive: () =>
 /** startOurs - our daemon, `node dist/src/main.js --socket S` with MAIL_CONFIG a temporary main.cf */
 async function startOurs(impl: "ours" | "ours-memory", o: TargetOptions): Promise<BenchTarget> {
   if (!existsSync(DAEMON_MAIN)) throw new Error(`${DAEMON_MAIN} not found: build first (npx tsc -p tsconfig.json)`);
-  const dir = await mkdtemp(join(tmpdir(), "tlsmgr-bench-ours-"));
+  const dir = await mkdtemp(join(o.baseDir ?? tmpdir(), "tlsmgr-bench-ours-"));
   const dataDir = join(dir, "data");
   const queueDir = join(dir, "queue");
   await mkdir(dataDir, { mode: 0o700 });
@@ -95,12 +98,43 @@ async function startOurs(impl: "ours" | "ours-memory", o: TargetOptions): Promis
   };
   await writeFile(join(dir, "main.cf"), Object.entries(mainCf).map(([k, v]) => `${k} = ${v}`).join("\n") + "\n");
   const socket = join(queueDir, "private", "tlsmgr");
+  const child = await spawnNode([DAEMON_MAIN, "--socket", socket], socket, { ...process.env, MAIL_CONFIG: dir }, o, dir);
+  return {
+    impl,
+    label: `ours (${db})`,
+    dbType: db,
+    socket,
+    daemonPid: child.pid,
+    cacheBytes: () => sumBytes(db === "lmdb"
+      ? [join(dataDir, "smtpd_scache.lmdb"), join(dataDir, "smtp_scache.lmdb")]
+      : []),
+    stop: child.stop,
+  };
+}
+
+/** startFloor - bench/floor-server.ts on a temporary socket */
+async function startFloor(o: TargetOptions): Promise<BenchTarget> {
+  const dir = await mkdtemp(join(o.baseDir ?? tmpdir(), "tlsmgr-bench-floor-"));
+  const socket = join(dir, "tlsmgr");
+  const child = await spawnNode([FLOOR_MAIN, socket], socket, process.env, o, dir);
+  return {
+    impl: "node-floor", label: "node floor (memory)", dbType: "memory", socket,
+    daemonPid: child.pid, cacheBytes: () => ({ size: 0, allocated: 0 }), stop: child.stop,
+  };
+}
+
+const FLOOR_MAIN = join(REPO_ROOT, "dist", "bench", "floor-server.js");
+
+/**
+ * spawnNode - run a Node program (with --cpu-prof when asked), wait until it
+ * announces itself on socket; stop() ends it (SIGTERM) and removes dir.
+ */
+async function spawnNode(argv: string[], socket: string, env: NodeJS.ProcessEnv, o: TargetOptions, dir: string):
+  Promise<{ pid: () => number | undefined; stop: () => Promise<void> }> {
   const args = [...(o.nodeArgs ?? [])];
   if (o.cpuProfDir !== undefined) args.push("--cpu-prof", `--cpu-prof-dir=${o.cpuProfDir}`);
-  const proc: ChildProcess = spawn(process.execPath, [...args, DAEMON_MAIN, "--socket", socket], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, MAIL_CONFIG: dir },
-    stdio: ["ignore", "ignore", "pipe"],
+  const proc: ChildProcess = spawn(process.execPath, [...args, ...argv], {
+    cwd: REPO_ROOT, env, stdio: ["ignore", "ignore", "pipe"],
   });
   let stderr = "";
   proc.stderr?.on("data", (d: Buffer) => { stderr = (stderr + d.toString("utf8")).slice(-8192); });
@@ -114,14 +148,7 @@ async function startOurs(impl: "ours" | "ours-memory", o: TargetOptions): Promis
     throw new Error(`${(e as Error).message}; stderr:\n${stderr}`);
   }
   return {
-    impl,
-    label: `ours (${db})`,
-    dbType: db,
-    socket,
-    daemonPid: () => (alive() ? proc.pid : undefined),
-    cacheBytes: () => sumBytes(db === "lmdb"
-      ? [join(dataDir, "smtpd_scache.lmdb"), join(dataDir, "smtp_scache.lmdb")]
-      : []),
+    pid: () => (alive() ? proc.pid : undefined),
     async stop() {
       if (alive()) {
         proc.kill("SIGTERM");
@@ -129,9 +156,8 @@ async function startOurs(impl: "ours" | "ours-memory", o: TargetOptions): Promis
         await exited;
         clearTimeout(t);
       }
-      if (stderr.includes("warning:") || stderr.includes("fatal:")) {
-        process.stderr.write(`our daemon's warnings:\n${stderr.split("\n").filter((l) => /warning:|fatal:|panic:/.test(l)).slice(0, 20).join("\n")}\n`);
-      }
+      const bad = stderr.split("\n").filter((l) => /warning:|fatal:|panic:/.test(l));
+      if (bad.length > 0) process.stderr.write(`${argv[0]} logged:\n${bad.slice(0, 20).join("\n")}\n`);
       await rm(dir, { recursive: true, force: true });
     },
   };
@@ -153,6 +179,9 @@ function sumBytes(files: string[]): { size: number; allocated: number } {
 async function startPostfix(impl: "postfix" | "postfix-lmdb", o: TargetOptions): Promise<BenchTarget> {
   if (!postfixAvailable()) throw new Error("postfix is not installed here");
   const db = impl === "postfix" ? "btree" : "lmdb";
+  // the instance goes under os.tmpdir(), which follows TMPDIR: point it at baseDir for this call
+  const savedTmp = process.env["TMPDIR"];
+  if (o.baseDir !== undefined) process.env["TMPDIR"] = o.baseDir;
   const pf = await createPostfixInstance({
     tlsmgr: "postfix",
     mainCf: {
@@ -165,6 +194,9 @@ async function startPostfix(impl: "postfix" | "postfix-lmdb", o: TargetOptions):
       // tlsmgr must not exit between the phases of a run
       max_idle: "3600s",
     },
+  }).finally(() => {
+    if (savedTmp === undefined) delete process.env["TMPDIR"];
+    else process.env["TMPDIR"] = savedTmp;
   });
   try {
     await pf.start();
@@ -210,5 +242,7 @@ export function startTarget(impl: ImplName, o: TargetOptions): Promise<BenchTarg
     case "postfix":
     case "postfix-lmdb":
       return startPostfix(impl, o);
+    case "node-floor":
+      return startFloor(o);
   }
 }

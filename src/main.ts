@@ -12,7 +12,7 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { userInfo } from "node:os";
-import { parseDaemonArgs } from "./cli/args.js";
+import { parseDaemonArgs, requireSolitary } from "./cli/args.js";
 import type { DaemonArgs } from "./cli/args.js";
 import { loadConfig } from "./config/params.js";
 import type { TlsmgrConfig } from "./config/params.js";
@@ -23,7 +23,7 @@ import { openTicketKeySource } from "./tickets/key-source.js";
 import type { TicketKeySource } from "./tickets/ticket-keys.js";
 import { openMasterLink } from "./master/master-link.js";
 import type { MasterLink } from "./master/master-link.js";
-import { dropPrivileges, lookupUser } from "./master/privileges.js";
+import { dropPrivileges, lookupUser, refuseRoot } from "./master/privileges.js";
 import { dataRedirectFile, dataRedirectOwnerUid } from "./cache/data-redirect.js";
 import { withEffectiveIds } from "./util/eugid.js";
 import { setupLogging } from "./log/setup.js";
@@ -65,6 +65,20 @@ async function shutdown(run: Running, why: string): Promise<void> {
   run.link?.close();
 }
 
+/**
+ * dropPrivilegesAsAsked - -u: become mail_owner; -c: chroot to queue_directory.
+ * Under master, serving as root is refused (set the unpriv column to - or y).
+ */
+function dropPrivilegesAsAsked(args: DaemonArgs, cfg: TlsmgrConfig): void {
+  if (args.dropPrivileges || args.chroot)
+    dropPrivileges({
+      ...(args.dropPrivileges ? { mailOwner: cfg.mail_owner } : {}),
+      ...(args.chroot ? { chrootDir: cfg.queue_directory } : {}),
+      serviceName: args.serviceName,
+    });
+  if (args.underMaster) refuseRoot(args.serviceName);
+}
+
 async function start(args: DaemonArgs): Promise<void> {
   const run: Running = {};
   let configDir: string;
@@ -97,6 +111,10 @@ async function start(args: DaemonArgs): Promise<void> {
     queue_directory: cfg.queue_directory,
     postlog_service_name: cfg.postlog_service_name,
     chroot: args.chroot,
+    alsoStderr: args.verify,
+    maillog_file_prefixes: cfg.maillog_file_prefixes,
+    config_directory: cfg.config_directory,
+    ...(cfg.lookup("myhostname") ? { myhostname: cfg.lookup("myhostname")! } : {}),
   });
 
   if (args.underMaster) run.link = openMasterLink(args, process.env, cfg.daemon_timeout);
@@ -132,8 +150,7 @@ async function start(args: DaemonArgs): Promise<void> {
   };
   if (args.standalone) {
     // -S: one client on standard input and output, then exit (Postfix's stand-alone mode).
-    if (args.dropPrivileges)
-      dropPrivileges({ mailOwner: cfg.mail_owner, ...(args.chroot ? { chrootDir: cfg.queue_directory } : {}) });
+    dropPrivilegesAsAsked(args, cfg);
     const stdio = Duplex.from({ readable: process.stdin, writable: process.stdout });
     stdio.on("close", () => void shutdown(run, "stand-alone client done").finally(() => process.exit(0)));
     serveConnection(stdio, "stdin", state, { limits, ipcTimeout: cfg.ipc_timeout, afterRequest: () => pool.mixTimeOfDay() });
@@ -152,8 +169,7 @@ async function start(args: DaemonArgs): Promise<void> {
     ...(socketPath && ownerIds ? { dirOwner: ownerIds } : {}),
   });
 
-  if (args.dropPrivileges)
-    dropPrivileges({ mailOwner: cfg.mail_owner, ...(args.chroot ? { chrootDir: cfg.queue_directory } : {}) });
+  dropPrivilegesAsAsked(args, cfg);
 
   for (const type of CACHE_TYPES) {
     if (caches.get(type)) msgInfo(`${type} session cache: ${cfg[`${type}_tls_session_cache_database`]}, timeout ${caches.timeout(type)}s`);
@@ -178,6 +194,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     const args = parseDaemonArgs(argv, process.env);
     setMsgVerbose(args.verbose);
+    requireSolitary(args);
     await start(args);
   } catch (err) {
     if (!(err instanceof FatalError)) {

@@ -17,6 +17,7 @@
  *   not started by master (the embedded and by-hand modes).
  */
 
+import { existsSync } from "node:fs";
 import { hostname as osHostname } from "node:os";
 import type { MsgSink } from "./msg.js";
 import { getMsgSinks, msgFatal, msgWarn, setMsgSinks, setProcessName, stderrSink } from "./msg.js";
@@ -161,6 +162,13 @@ export function setupLogging(opts: LoggingOptions): void {
   plan = next;
   chrootPending = opts.chroot ? opts.queue_directory : "";
   announcePlan(next);
+  if (next.syslog && opts.chroot) {
+    // After chroot "/dev/log" is $queue_directory/dev/log (Debian's rsyslog makes it).
+    const jailed = `${opts.queue_directory.replace(/\/+$/, "")}${next.syslog.path}`;
+    if (!existsSync(jailed)) {
+      msgWarn(`${jailed} does not exist: log lines after chroot to ${opts.queue_directory} will be lost`);
+    }
+  }
   if (failure) msgWarn(`cannot log to ${opts.maillog_file ? "postlogd" : "syslog"}: ${failure}`);
 }
 

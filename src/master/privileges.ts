@@ -118,6 +118,11 @@ export function dropPrivileges(opts: DropPrivilegesOptions): void {
     } catch (err) {
       msgFatal(`chroot(${root}): ${errnoText(err)}`);
     }
+    try {
+      process.chdir("/"); // again through Node, which caches the working directory
+    } catch (err) {
+      msgFatal(`chdir(/): ${errnoText(err)}`);
+    }
     loggingEnteredChroot(root);
   }
   if (pw) {

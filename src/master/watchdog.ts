@@ -32,7 +32,7 @@ export const WD_STOP = 1;
 export const WD_READY = 2;
 
 /** How long start-up may wait for the thread to have loaded its code. */
-const READY_WAIT_MS = 30_000;
+const READY_WAIT_MS = 10_000;
 
 /** What the worker receives. */
 export interface WatchdogWorkerData {
@@ -49,7 +49,8 @@ export function watchdogCreate(timeoutSec: number, processName = "tlsmgr"): Watc
   const sab = new SharedArrayBuffer(12);
   const cells = new Int32Array(sab);
   const data: WatchdogWorkerData = { sab, timeoutMs, plan: logPlan(), processName };
-  const worker = new Worker(new URL("./watchdog-worker.js", import.meta.url), { workerData: data });
+  // execArgv: [] so that the parent's flags (e.g. --input-type, -e) do not change how the thread starts.
+  const worker = new Worker(new URL("./watchdog-worker.js", import.meta.url), { workerData: data, execArgv: [] });
   worker.unref();
   worker.on("error", (err) => msgWarn(`watchdog thread: ${err.message}`));
   // Block start-up (not the request path) until the thread has loaded its modules

@@ -35,7 +35,7 @@
  * die with the process.
  */
 
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { constants, type Stats } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { isAbsolute } from "node:path";
@@ -46,7 +46,6 @@ import { FatalError, msgFatal, msgInfo, msgWarn } from "../log/msg.js";
 import { strerror } from "../config/main-cf.js";
 import type { Clock } from "../util/clock.js";
 import { systemClock } from "../util/clock.js";
-import { randomBytes } from "node:crypto";
 
 export const FILE_KEYS_MAGIC = Buffer.from("TLSMGRK1", "latin1");
 export const FILE_KEYS_SLOT_SIZE = 512;

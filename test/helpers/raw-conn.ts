@@ -4,18 +4,21 @@
  * Owns: Raw (a connection that keeps everything received, with waits for bytes,
  *       replies and close), attr0ListSplit (an independent splitter of received
  *       bytes into attribute lists), processRssMiB (a process's resident size
- *       from /proc), and rawTestInstance (a throw-away instance directory with
- *       a main.cf, for tests that start their own daemon).
- * Not here: starting the daemon (test/helpers/daemon.ts); the daemon's codec
+ *       from /proc), rawTestInstance (a throw-away instance directory with a
+ *       main.cf), and daemonRunToExit/daemonExitProblems (a daemon start-up
+ *       that must fail: its exit, fatal line and leftovers).
+ * Not here: starting a daemon that must run (test/helpers/daemon.ts); the daemon's codec
  *           (src/protocol/attr0.ts), which tests must not share.
  * See also: test/integration/daemon-replies.test.ts, test/robustness/*.test.ts
  */
 
+import { spawn } from "node:child_process";
 import { connect } from "node:net";
 import type { Socket } from "node:net";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DAEMON_MAIN } from "./daemon.js";
 
 /** The server announcement every connection starts with, as latin1 text. */
 export const RAW_ANNOUNCE = "protocol\0tlsmgr_protocol\0\0";
@@ -170,4 +173,64 @@ export function rawTestInstance(prefix: string, lines: string[]): RawTestInstanc
     socket: join(dir, "tlsmgr.sock"),
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** How a daemon run ended. */
+export interface DaemonExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+}
+
+/**
+ * daemonRunToExit - spawn `node dist/src/main.js --socket SOCKET ARGS` with
+ * MAIL_CONFIG=configDir, from configDir, and wait for it to exit (for
+ * start-ups that must fail; startDaemon waits for a socket instead). Killed
+ * and rejected after timeoutMs. `uid`/`gid` run it as another user.
+ */
+export function daemonRunToExit(
+  configDir: string,
+  socket: string,
+  opts: { args?: string[]; uid?: number; gid?: number; timeoutMs?: number } = {},
+): Promise<DaemonExit> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [DAEMON_MAIN, "--socket", socket, ...(opts.args ?? [])], {
+      cwd: configDir,
+      env: { ...process.env, MAIL_CONFIG: configDir },
+      stdio: ["ignore", "ignore", "pipe"],
+      ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
+      ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
+    });
+    let stderr = "";
+    proc.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
+    const timer = setTimeout(() => {
+      proc.kill("SIGKILL");
+      reject(new Error(`daemon still running after ${opts.timeoutMs ?? 20_000} ms; stderr:\n${stderr}`));
+    }, opts.timeoutMs ?? 20_000);
+    proc.on("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    proc.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stderr });
+    });
+  });
+}
+
+/**
+ * daemonExitProblems - what is wrong with a start-up that had to fail with a
+ * fatal error: the exit status is not 1, there is not exactly one `fatal:`
+ * line, a stack trace was printed, the fatal line lacks one of `mentions`, or
+ * the socket was left behind. Empty when all is well.
+ */
+export function daemonExitProblems(exit: DaemonExit, socket: string, mentions: string[]): string[] {
+  const problems: string[] = [];
+  const fatal = exit.stderr.split("\n").filter((l) => /^tlsmgr\[\d+\]: fatal: /.test(l));
+  if (exit.signal !== null || exit.code !== 1) problems.push(`exit status ${exit.code ?? exit.signal}, not 1`);
+  if (fatal.length !== 1) problems.push(`${fatal.length} fatal lines, not 1`);
+  if (/\n\s+at .+:\d+:\d+\)?\n/.test(exit.stderr)) problems.push("a stack trace was printed");
+  for (const m of mentions) if (!fatal.some((l) => l.includes(m))) problems.push(`the fatal line does not name ${m}`);
+  if (existsSync(socket)) problems.push(`socket ${socket} left behind`);
+  return problems;
 }

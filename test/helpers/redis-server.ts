@@ -15,6 +15,8 @@ import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { connect, createServer } from "node:net";
+import { connect as tlsConnect } from "node:tls";
+import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -70,10 +72,12 @@ export async function freePort(bus = false): Promise<number> {
   throw new Error("no free loopback port");
 }
 
-/** ping - one PING on a fresh connection: true when the server answers (PONG or an auth error). */
-export function redisPing(port: number, timeoutMs = 500): Promise<boolean> {
+/** ping - one PING on a fresh connection (TLS when ca is given): true when the server answers (PONG or an auth error). */
+export function redisPing(port: number, timeoutMs = 500, ca?: Buffer): Promise<boolean> {
   return new Promise((resolve) => {
-    const sock = connect({ host: "127.0.0.1", port });
+    const sock = ca
+      ? tlsConnect({ host: "127.0.0.1", port, ca, servername: "localhost" })
+      : connect({ host: "127.0.0.1", port });
     let got = "";
     const done = (ok: boolean) => {
       clearTimeout(timer);
@@ -81,7 +85,7 @@ export function redisPing(port: number, timeoutMs = 500): Promise<boolean> {
       resolve(ok);
     };
     const timer = setTimeout(() => done(false), timeoutMs);
-    sock.on("connect", () => sock.write("PING\r\n"));
+    sock.on(ca ? "secureConnect" : "connect", () => sock.write("PING\r\n"));
     sock.on("data", (d) => {
       got += d.toString("latin1");
       if (got.includes("\r\n")) done(got.startsWith("+PONG") || got.startsWith("-NOAUTH"));
@@ -97,6 +101,25 @@ export interface RedisServerOptions {
   clusterNode?: boolean;
   /** Extra "--name value" arguments. */
   args?: string[];
+  /** TLS only (no plain port), with these PEM files; clients need not present certificates. */
+  tls?: TestCerts;
+}
+
+export interface TestCerts {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/** makeTestCerts - a CA and a server certificate for 127.0.0.1 / localhost, made with openssl(1) in dir. */
+export async function makeTestCerts(dir: string): Promise<TestCerts> {
+  const openssl = binary("openssl");
+  const f = (n: string) => join(dir, n);
+  await execFileP(openssl, ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f("ca.key"), "-out", f("ca.pem"), "-days", "2", "-subj", "/CN=tlsmgr test CA"]);
+  await execFileP(openssl, ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", f("server.key"), "-out", f("server.csr"), "-subj", "/CN=localhost"]);
+  await writeFile(f("ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
+  await execFileP(openssl, ["x509", "-req", "-in", f("server.csr"), "-CA", f("ca.pem"), "-CAkey", f("ca.key"), "-CAcreateserial", "-out", f("server.pem"), "-days", "2", "-extfile", f("ext")]);
+  return { ca: f("ca.pem"), cert: f("server.pem"), key: f("server.key") };
 }
 
 export interface RedisServerHandle {
@@ -132,8 +155,12 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
   dirs.add(dir);
   const port = await freePort(opts.clusterNode === true);
   let proc: ChildProcess | undefined;
+  const ca = opts.tls ? await readFile(opts.tls.ca) : undefined;
   const args = [
-    "--port", String(port),
+    ...(opts.tls
+      ? ["--port", "0", "--tls-port", String(port), "--tls-cert-file", opts.tls.cert, "--tls-key-file", opts.tls.key,
+         "--tls-ca-cert-file", opts.tls.ca, "--tls-auth-clients", "no"]
+      : ["--port", String(port)]),
     "--bind", "127.0.0.1",
     "--dir", dir,
     "--save", "",
@@ -160,7 +187,7 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
       p.once("exit", () => living.delete(p));
       for (let i = 0; i < 200; i++) {
         if (p.exitCode !== null || p.signalCode !== null) throw new Error(`redis-server on port ${port} exited; see ${dir}/redis.log`);
-        if (await redisPing(port)) return;
+        if (await redisPing(port, 500, ca)) return;
         await sleep(50);
       }
       throw new Error(`redis-server on port ${port} does not answer`);
@@ -190,7 +217,10 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
       dirs.delete(dir);
     },
     async cli(...cliArgs: string[]) {
-      const auth = opts.password !== undefined ? ["--no-auth-warning", "-a", opts.password] : [];
+      const auth = [
+        ...(opts.password !== undefined ? ["--no-auth-warning", "-a", opts.password] : []),
+        ...(opts.tls ? ["--tls", "--cacert", opts.tls.ca] : []),
+      ];
       const { stdout } = await execFileP(REDIS_CLI, ["-h", "127.0.0.1", "-p", String(port), ...auth, ...cliArgs]);
       return stdout;
     },

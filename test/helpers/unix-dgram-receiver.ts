@@ -11,16 +11,26 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { rmSync } from "node:fs";
 import { createInterface } from "node:readline";
 
+// Exits when its stdin closes (the test ended or died), so no receiver outlives its test,
+// even when python3 is a wrapper (pyenv shim) whose pid is not the interpreter's.
 const RECEIVER = `
-import base64, os, socket, sys
+import base64, os, select, socket, sys
 path = sys.argv[1]
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(path)
 os.chmod(path, 0o666)
 sys.stdout.write("ready\\n"); sys.stdout.flush()
 while True:
-    data = s.recv(1 << 17)
-    sys.stdout.write(base64.b64encode(data).decode() + "\\n"); sys.stdout.flush()
+    ready, _, _ = select.select([s, sys.stdin], [], [])
+    if sys.stdin in ready and os.read(sys.stdin.fileno(), 4096) == b"":
+        break
+    if s in ready:
+        data = s.recv(1 << 17)
+        sys.stdout.write(base64.b64encode(data).decode() + "\\n"); sys.stdout.flush()
+try:
+    os.unlink(path)
+except OSError:
+    pass
 `;
 
 export interface DgramReceiver {
@@ -34,7 +44,7 @@ export interface DgramReceiver {
 
 /** startDgramReceiver - bind path (must not exist) and resolve once it receives */
 export async function startDgramReceiver(path: string): Promise<DgramReceiver> {
-  const proc: ChildProcess = spawn("python3", ["-c", RECEIVER, path], { stdio: ["ignore", "pipe", "pipe"] });
+  const proc: ChildProcess = spawn("python3", ["-c", RECEIVER, path], { stdio: ["pipe", "pipe", "pipe"] });
   const received: Buffer[] = [];
   let taken = 0;
   const waiters: Array<() => void> = [];
@@ -64,7 +74,8 @@ export async function startDgramReceiver(path: string): Promise<DgramReceiver> {
       });
     },
     close() {
-      proc.kill("SIGKILL");
+      proc.stdin!.end();
+      proc.kill("SIGTERM");
       rmSync(path, { force: true });
     },
   };

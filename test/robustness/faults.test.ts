@@ -100,19 +100,27 @@ test("client gone in the middle of a 1 MiB reply, or before it: the daemon carri
   assert.doesNotMatch(daemon.stderr(), /request from .* failed|read error from/);
 });
 
-test("a request dripped one byte per 20 ms (longer than ipc_timeout in all) is answered", async () => {
-  const c = await openAnnounced(daemon.socket);
-  const id = "drip-" + "x".repeat(80);
-  const req = Buffer.from(`request\0lookup\0cache_type\0smtpd\0cache_id\0${id}\0\0`, "latin1");
-  assert.ok(req.length * 20 > 2000, "the drip lasts longer than ipc_timeout");
-  for (let i = 0; i < req.length; i++) {
-    c.sock.write(req.subarray(i, i + 1));
-    await sleep(20);
+test("a request dripped one byte per 20 ms is answered, and the connection stays usable", async () => {
+  // Its own daemon with the default ipc_timeout (3600 s): the drip must not race a 2 s deadline
+  // on a busy machine (ipc_timeout bounds the time a whole request may take, see below).
+  const dripInst = rawTestInstance("drip", ["smtpd_tls_session_cache_database = lmdb:${data_directory}/smtpd_scache"]);
+  const d = await startDaemon({ configDir: dripInst.dir, socket: dripInst.socket });
+  try {
+    const c = await openAnnounced(d.socket);
+    const req = Buffer.from(`request\0lookup\0cache_type\0smtpd\0cache_id\0drip-${"x".repeat(40)}\0\0`, "latin1");
+    for (let i = 0; i < req.length; i++) {
+      c.sock.write(req.subarray(i, i + 1));
+      await sleep(20);
+    }
+    const miss = "status\x004294967295\0session\0\0\0";
+    assert.equal(await c.take(miss.length), miss);
+    assert.equal(await c.exchange(POLICY_REQ, POLICY_SMTPD), POLICY_SMTPD, "still in step after the drip");
+    c.close();
+    await stillServing(d);
+  } finally {
+    await d.stop();
+    dripInst.cleanup();
   }
-  const miss = "status\x004294967295\0session\0\0\0";
-  assert.equal(await c.take(miss.length), miss);
-  assert.equal(c.closed, false);
-  c.close();
 });
 
 test("half a request then silence: closed after ipc_timeout with a warning; idle and other clients unharmed", async () => {
@@ -153,6 +161,7 @@ test("a client that pipelines 1 MiB lookups and never reads: reading pauses, mem
   const SENT_MAX = 200 * 1024 * 1024;
   const RSS_SAFETY_MIB = 1500; // the daemon is killed beyond this, to spare the machine
   let hog: Raw | undefined;
+  let sampler: NodeJS.Timeout | undefined;
   try {
     await storeBigSession(d);
     // Baseline: after one whole 1 MiB lookup was served.
@@ -164,12 +173,11 @@ test("a client that pipelines 1 MiB lookups and never reads: reading pauses, mem
 
     hog = await openAnnounced(d.socket);
     hog.sock.pause(); // never reads
-    hog.sock.removeAllListeners("data");
     const batch = Buffer.from(BIG_LOOKUP.repeat(1000), "latin1");
     let sent = 0;
     let maxRss = baseline;
     let killed = false;
-    const sampler = setInterval(() => {
+    sampler = setInterval(() => {
       try {
         maxRss = Math.max(maxRss, processRssMiB(pid));
       } catch {
@@ -180,7 +188,7 @@ test("a client that pipelines 1 MiB lookups and never reads: reading pauses, mem
         d.proc.kill("SIGKILL");
       }
     }, 20);
-    // Write until 200 MB went out, the daemon stopped taking bytes for 2 s, or memory passed the bound.
+    // Write until 200 MB went out, the daemon stopped taking bytes for 2 s, or its memory passed the bound.
     const stalled = await new Promise<boolean>((resolve) => {
       const push = (): void => {
         while (sent < SENT_MAX) {
@@ -199,23 +207,34 @@ test("a client that pipelines 1 MiB lookups and never reads: reading pauses, mem
       };
       push();
     });
-    // Let whatever the daemon already read be served (or pile up) for a while longer.
+    // Others must be served meanwhile; and whatever the daemon already read may pile up a while longer.
+    let othersStarved: string | undefined;
     if (stalled) {
-      await stillServing(d);
+      try {
+        await stillServing(d);
+      } catch (err) {
+        othersStarved = (err as Error).message;
+      }
       await sleep(500);
     }
-    clearInterval(sampler);
-    assert.equal(killed, false, `daemon RSS passed ${RSS_SAFETY_MIB} MiB (killed)`);
-    assert.ok(
-      maxRss <= bound,
-      `daemon RSS rose to ${Math.round(maxRss)} MiB (baseline ${Math.round(baseline)} MiB, bound ${Math.round(bound)} MiB) ` +
-        `after ${(sent / 1e6).toFixed(1)} MB of lookups from a client that never reads`,
-    );
-    assert.ok(stalled, `the daemon kept reading: ${(sent / 1e6).toFixed(1)} MB taken without back-pressure`);
+    const findings: string[] = [];
+    if (killed) findings.push(`daemon RSS passed ${RSS_SAFETY_MIB} MiB (killed to spare the machine)`);
+    if (maxRss > bound)
+      findings.push(
+        `daemon RSS rose to ${Math.round(maxRss)} MiB (baseline ${Math.round(baseline)} MiB, bound ${Math.round(bound)} MiB) ` +
+          `after ${(sent / 1e6).toFixed(1)} MB of lookups from a client that never reads`,
+      );
+    if (!stalled && !killed && maxRss <= bound)
+      findings.push(`the daemon kept reading: ${(sent / 1e6).toFixed(1)} MB taken without back-pressure`);
+    if (othersStarved !== undefined) findings.push(`a new client was not served meanwhile: ${othersStarved}`);
+    // A daemon in that state may not even handle SIGTERM: do not wait for it.
+    if (findings.length > 0) d.proc.kill("SIGKILL");
+    assert.deepEqual(findings, []);
     hog.close();
     hog = undefined;
     await stillServing(d);
   } finally {
+    clearInterval(sampler);
     hog?.close();
     await d.stop();
     bpInst.cleanup();

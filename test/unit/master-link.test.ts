@@ -40,6 +40,11 @@ function runChild(
   return new Promise((resolve) => child.once("exit", (c, s) => resolve({ code: c, signal: s, stdout, stderr })));
 }
 
+/** fd5 - the parent's end of the child's fd 5 (master's end of the status socketpair) */
+function fd5(child: ReturnType<typeof spawn>): Writable {
+  return (child.stdio as unknown as Writable[])[5];
+}
+
 const MASTER_STDIO: StdioOptions = ["ignore", "pipe", "pipe", "ignore", "ignore", "pipe", "pipe", "pipe"];
 
 const LINK_PRELUDE = `
@@ -56,7 +61,7 @@ test("EOF on fd 5 runs the callback once, with no status message ever sent", asy
     link.onMasterGone(() => { calls++; });
     link.onMasterGone(() => { setTimeout(() => { process.stdout.write("calls=" + calls); link.close(); }, 50); });`;
   const ran = await runChild(code, { GENERATION: "7" }, MASTER_STDIO, (child) => {
-    child.stdout!.once("data", () => (child.stdio[5] as Writable).end());
+    child.stdout!.once("data", () => fd5(child).end());
   });
   assert.equal(ran.code, 0, ran.stderr);
   const [first, last] = ran.stdout.split("\n");
@@ -72,7 +77,7 @@ test("a callback registered after master went away still runs", async () => {
     });
     process.stdout.write("ready\\n");`;
   const ran = await runChild(code, { GENERATION: "1" }, MASTER_STDIO, (child) => {
-    child.stdout!.once("data", () => (child.stdio[5] as Writable).end());
+    child.stdout!.once("data", () => fd5(child).end());
   });
   assert.equal(ran.code, 0, ran.stderr);
   assert.equal(ran.stdout, "ready\nlate");
@@ -83,7 +88,7 @@ test("bad GENERATION is fatal with Postfix's text", async () => {
     try { openMasterLink(parseDaemonArgs(["-l", "-t", "unix"], process.env), process.env, 0); }
     catch { process.exitCode = 1; }`;
   const ran = await runChild(code, { GENERATION: "12a" }, MASTER_STDIO, (child) =>
-    (child.stdio[5] as Writable).end(),
+    fd5(child).end(),
   );
   assert.equal(ran.code, 1);
   assert.equal(ran.stderr, "fatal: bad generation: 12a\n");

@@ -83,7 +83,7 @@ test("a child under master writes taken/available on fd 5: first client in, last
   let stderr = "";
   child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  const statusEnd = child.stdio[5] as Readable & { end(): void };
+  const statusEnd = (child.stdio as unknown as Array<Readable & { end(): void }>)[5];
   const status = collect(statusEnd);
   await status.wait(4 * MASTER_STATUS_SIZE);
   const bytes = status.all();
@@ -98,7 +98,7 @@ test("a child under master writes taken/available on fd 5: first client in, last
   );
   // Master goes away: its end of the pair closes, the child's callback runs.
   statusEnd.end();
-  const [exitCode] = (await new Promise((resolve) => child.once("exit", (...a) => resolve(a)))) as [number | null];
+  const exitCode = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
   assert.equal(exitCode, 0, stderr);
   assert.equal(stdout, "gone");
   assert.equal(status.all().length, 4 * MASTER_STATUS_SIZE, "only the four edges were told");

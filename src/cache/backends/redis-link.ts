@@ -15,7 +15,9 @@
  * server is down, ioredis rejects at once (no offline queue); when it is
  * slow, the deadline rejects. A rejection is a RedisUnavailableError (code
  * TLSMGR_BACKEND_UNAVAILABLE): callers answer a miss and do not log it;
- * this link logs the first failure of an outage and the first success after.
+ * this link logs the first failure of an outage, and its end: a success
+ * after REDIS_RECOVERY_QUIET_MS without failures (so a Cluster with one
+ * node down, where some requests work, is one outage, not a flood).
  */
 
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
@@ -29,6 +31,8 @@ export const REDIS_BACKOFF_MIN_MS = 50;
 export const REDIS_BACKOFF_MAX_MS = 2000;
 /** How long open waits for the first connection before it serves misses anyway. */
 export const REDIS_OPEN_WAIT_MS = 1000;
+/** An outage ends with a success after this long without failures (a Cluster with one node down fails only some requests). */
+export const REDIS_RECOVERY_QUIET_MS = 2000;
 
 /** What callers see when Redis cannot answer in time: a miss, already logged by the link. */
 export class RedisUnavailableError extends Error {
@@ -48,7 +52,8 @@ function reasonOf(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   if (/enableOfflineQueue|Connection is closed|isn't ready/.test(msg)) return "not connected";
   if (msg === "Command timed out") return "no reply in time";
-  return msg.replace(/\s+/g, " ").slice(0, 200);
+  if (/max retries per request/i.test(msg)) return "connection lost";
+  return msg.replace(/\s+/g, " ").replace(/\.$/, "").slice(0, 200);
 }
 
 /** setServer - point standalone connection options at one server. */
@@ -75,6 +80,10 @@ export class RedisLink {
   readonly client: RedisClient;
   #refs = 1;
   #down = false;
+  #lastFailure = 0;
+  /** Why the connection is not up, from connection events, for the outage warning. */
+  #connError: string | undefined;
+  #upTimer: NodeJS.Timeout | undefined;
   #closed = false;
   #server = 0;
 
@@ -107,9 +116,13 @@ export class RedisLink {
         slotsRefreshTimeout: Math.max(1000, t),
         redisOptions: common,
       };
-      const nodes = table.servers.map((s) => ("path" in s ? { host: "", port: 0 } : { host: s.host, port: s.port }));
+      // The table parser refuses UNIX-domain sockets with cluster = yes.
+      const nodes = table.servers.filter((s): s is { host: string; port: number } => !("path" in s));
       this.client = new Cluster(nodes, opts);
-      this.client.on("node error", (err: unknown) => this.#fail(err));
+      this.client.on("node error", (err: unknown) => {
+        this.#connError = reasonOf(err);
+        this.#fail(err);
+      });
     } else {
       const opts: RedisOptions = {
         ...common,
@@ -129,25 +142,47 @@ export class RedisLink {
       setServer(opts, table.servers[0]!);
       this.client = new Redis(opts);
     }
-    this.client.on("error", (err: unknown) => this.#fail(err));
-    this.client.on("ready", () => this.#up());
+    this.client.on("error", (err: unknown) => {
+      this.#connError = reasonOf(err);
+      this.#fail(err);
+    });
+    this.client.on("close", () => {
+      this.#connError ??= "connection closed";
+    });
+    this.client.on("ready", () => {
+      this.#connError = undefined;
+      this.#up();
+    });
   }
 
   /** #fail - note a failure; the first of an outage is logged. */
   #fail(err: unknown): void {
-    if (this.#closed || this.#down) return;
+    if (this.#closed) return;
+    this.#lastFailure = performance.now();
+    if (this.#down) return;
     this.#down = true;
+    let reason = reasonOf(err);
+    if (reason === "not connected") reason = `not connected: ${this.#connError ?? `connection ${this.client.status}`}`;
     msgWarn(
-      `${this.label}: server unavailable: ${reasonOf(err)}; until it answers, session cache requests` +
+      `${this.label}: server unavailable: ${reason}; until it answers, session cache requests` +
         " using it miss and session ticket keys stored in it are replaced by local ones",
     );
   }
 
-  /** #up - note a success; the first after an outage is logged. */
+  /** #up - note a success; it ends an outage once no failure came for REDIS_RECOVERY_QUIET_MS. */
   #up(): void {
-    if (this.#closed || !this.#down) return;
-    this.#down = false;
-    msgInfo(`${this.label}: server answers again`);
+    if (this.#closed || !this.#down || this.#upTimer) return;
+    const quiet = performance.now() - this.#lastFailure;
+    if (quiet >= REDIS_RECOVERY_QUIET_MS) {
+      this.#down = false;
+      msgInfo(`${this.label}: server answers again`);
+      return;
+    }
+    this.#upTimer = setTimeout(() => {
+      this.#upTimer = undefined;
+      if (performance.now() - this.#lastFailure >= REDIS_RECOVERY_QUIET_MS) this.#up();
+    }, REDIS_RECOVERY_QUIET_MS - quiet + 1);
+    this.#upTimer.unref();
   }
 
   /** down - true during an outage (between a failure and the next success). */
@@ -231,6 +266,7 @@ export class RedisLink {
   async release(): Promise<void> {
     if (this.#closed || --this.#refs > 0) return;
     this.#closed = true;
+    if (this.#upTimer) clearTimeout(this.#upTimer);
     if (links.get(this.table.path) === this) links.delete(this.table.path);
     const quit = this.client.quit().catch(() => undefined);
     const grace = new Promise<void>((resolve) => setTimeout(resolve, Math.max(200, this.table.timeoutMs)).unref());

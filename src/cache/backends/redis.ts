@@ -41,12 +41,6 @@ export const REDIS_SCAN_COUNT = 256;
 export const REDIS_DEFAULT_TTL = 3600;
 const SESSION_INFIX = "session:";
 
-/** Options this backend reads beyond BackendOpenOptions (proposed for cache/backend.ts). */
-export interface RedisOpenOptions extends BackendOpenOptions {
-  /** The cache timeout in seconds; entries live one second longer in Redis. */
-  timeout?: number;
-}
-
 /** globEscape - text matched literally by a Redis MATCH pattern. */
 function globEscape(text: string): string {
   return text.replace(/[*?[\]\\]/g, "\\$&");
@@ -56,7 +50,7 @@ function globEscape(text: string): string {
 export class RedisBackend implements CacheBackend {
   readonly type: string;
   readonly name: string;
-  /** Entries expire by Redis TTL: scache need not sweep (proposed CacheBackend capability). */
+  /** Entries expire by Redis TTL: scache runs no sweep. */
   readonly expiresByItself = true;
   readonly #link: RedisLink;
   readonly #prefix: string;
@@ -159,7 +153,7 @@ export class RedisBackend implements CacheBackend {
 }
 
 /** redisOpen - the backend for table file `name`; truncate is ignored (see the header). */
-export async function redisOpen(name: string, opts: RedisOpenOptions): Promise<RedisBackend> {
+export async function redisOpen(name: string, opts: BackendOpenOptions): Promise<RedisBackend> {
   const link = await redisLinkOpen(name);
   const timeout = opts.timeout !== undefined && opts.timeout > 0 ? opts.timeout : REDIS_DEFAULT_TTL;
   return new RedisBackend(link, opts.type ?? "redis", name, Math.ceil(timeout) + 1);

@@ -1,0 +1,115 @@
+/**
+ * options.ts - the command line of `npm run bench`.
+ * Owns: option names, defaults, checking values, the usage text.
+ * Not here: running anything (bench/run.ts).
+ * See also: docs/benchmarks.md, test/unit/bench-options.test.ts
+ */
+
+import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
+import { parseMix, DEFAULT_MIX, type Mix } from "./mix.js";
+import { IMPLS, isImplName, type ImplName } from "./targets.js";
+
+export interface BenchOptions {
+  clients: number[];
+  durationSec: number;
+  warmupSec: number;
+  prefill: number;
+  mix: Mix;
+  impls: ImplName[];
+  sessionMin: number;
+  sessionMax: number;
+  seed: number;
+  sweep: boolean;
+  sweepOnly: boolean;
+  sweepEntries: number;
+  sweepTimeout: number;
+  sweepClients: number;
+  /** repetitions of each (implementation, clients) run, interleaved; the median is reported */
+  repeat: number;
+  /** where daemons' temporary directories (and so their cache files) go */
+  tmp: string;
+  json: string | undefined;
+  plot: string | undefined;
+  cpuProf: string | undefined;
+}
+
+/** defaultTmp - /dev/shm when there is one (cache files in RAM, see docs/benchmarks.md), else os.tmpdir() */
+export function defaultTmp(): string {
+  return existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
+}
+
+const USAGE = "usage: npm run bench -- [--clients 1,8,64] [--duration 10] [--warmup 2] [--prefill 20000]\n"
+  + "  [--mix lookup=60,update=25,tktkey=10,seed=5] [--impl ours,postfix] [--session-size 1024-4096] [--seed 1]\n"
+  + "  [--sweep] [--sweep-only] [--sweep-entries 1000000] [--sweep-timeout 120] [--sweep-clients 8]\n"
+  + "  [--repeat 1] [--tmp DIR] [--json FILE] [--plot FILE] [--cpu-prof DIR]\n"
+  + `  implementations: ${IMPLS.join(", ")}`;
+
+/** parseBenchArgs - the command line to options; throws with the usage on a mistake */
+export function parseBenchArgs(argv: string[]): BenchOptions {
+  const o: BenchOptions = {
+    clients: [1, 8, 64], durationSec: 10, warmupSec: 2, prefill: 20_000, mix: DEFAULT_MIX,
+    impls: ["ours", "postfix"], sessionMin: 1024, sessionMax: 4096, seed: 1,
+    sweep: false, sweepOnly: false, sweepEntries: 1_000_000, sweepTimeout: 120, sweepClients: 8,
+    repeat: 1, tmp: defaultTmp(), json: undefined, plot: undefined, cpuProf: undefined,
+  };
+  const num = (name: string, v: string | undefined, min: number, max: number): number => {
+    const n = Number(v);
+    if (v === undefined || v === "" || !Number.isFinite(n) || n < min || n > max)
+      throw new Error(`bad value for --${name}: ${v ?? "(none)"} (expected ${min}..${max})\n${USAGE}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    let arg = argv[i]!;
+    let val: string | undefined;
+    const eq = arg.indexOf("=");
+    if (arg.startsWith("--") && eq > 0) {
+      val = arg.slice(eq + 1);
+      arg = arg.slice(0, eq);
+    }
+    const take = (): string => {
+      if (val !== undefined) return val;
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${arg} needs a value\n${USAGE}`);
+      return v;
+    };
+    switch (arg) {
+      case "--clients":
+        o.clients = take().split(",").map((c) => Math.floor(num("clients", c.trim(), 1, 4096)));
+        break;
+      case "--duration": o.durationSec = num("duration", take(), 0.1, 3600); break;
+      case "--warmup": o.warmupSec = num("warmup", take(), 0, 600); break;
+      case "--prefill": o.prefill = num("prefill", take(), 0, 10_000_000); break;
+      case "--mix": o.mix = parseMix(take()); break;
+      case "--impl": {
+        const names = take().split(",").map((s) => s.trim()).filter((s) => s !== "");
+        for (const n of names) if (!isImplName(n)) throw new Error(`unknown implementation "${n}"\n${USAGE}`);
+        o.impls = names as ImplName[];
+        break;
+      }
+      case "--session-size": {
+        const m = /^(\d+)-(\d+)$/.exec(take());
+        if (!m) throw new Error(`bad --session-size (expected MIN-MAX bytes)\n${USAGE}`);
+        o.sessionMin = Number(m[1]);
+        o.sessionMax = Number(m[2]);
+        if (o.sessionMax < o.sessionMin) throw new Error(`bad --session-size: MAX < MIN\n${USAGE}`);
+        break;
+      }
+      case "--seed": o.seed = num("seed", take(), 0, 2 ** 31); break;
+      case "--sweep": o.sweep = true; break;
+      case "--sweep-only": o.sweep = true; o.sweepOnly = true; break;
+      case "--sweep-entries": o.sweepEntries = num("sweep-entries", take(), 1000, 10_000_000); break;
+      case "--sweep-timeout": o.sweepTimeout = num("sweep-timeout", take(), 120, 8_640_000); break;
+      case "--sweep-clients": o.sweepClients = num("sweep-clients", take(), 1, 4096); break;
+      case "--repeat": o.repeat = num("repeat", take(), 1, 100); break;
+      case "--tmp": o.tmp = take(); break;
+      case "--json": o.json = take(); break;
+      case "--plot": o.plot = take(); break;
+      case "--cpu-prof": o.cpuProf = take(); break;
+      case "--help": case "-h": throw new Error(USAGE);
+      default: throw new Error(`unknown option ${arg}\n${USAGE}`);
+    }
+  }
+  return o;
+}
+

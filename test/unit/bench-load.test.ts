@@ -1,0 +1,151 @@
+/**
+ * bench-load.test.ts - the load generator against a scripted server on a
+ * unix socket: replies cut into pieces are reassembled, every request sent
+ * is counted once under its kind and status, failures are reported.
+ * No timing assertions: only counts.
+ * See also: bench/load.ts
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, type Server, type Socket } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setImmediate as tick } from "node:timers/promises";
+import { Attr0Decoder, attr0Encode } from "../../src/protocol/attr0.js";
+import { currentTicketKeyName, openConnections, prefill, runLoad } from "../../bench/load.js";
+import { makeKeyspace, makeSessionPool } from "../../bench/workload.js";
+
+interface Scripted {
+  server: Server;
+  path: string;
+  seen: Map<string, number>;
+  stored: Map<string, number>;
+  close(): Promise<void>;
+}
+
+// scriptedServer - answers like a tlsmgr; every reply goes out in three pieces, one event-loop turn apart
+async function scriptedServer(opts: { closeAfter?: number } = {}): Promise<Scripted> {
+  const dir = mkdtempSync(join(tmpdir(), "bench-load-test-"));
+  const path = join(dir, "tlsmgr");
+  const seen = new Map<string, number>();
+  const stored = new Map<string, number>();
+  const sockets = new Set<Socket>();
+  let total = 0;
+  const send = async (s: Socket, text: string) => {
+    const b = Buffer.from(text, "latin1");
+    const a = Math.floor(b.length / 3);
+    s.write(b.subarray(0, a));
+    await tick();
+    s.write(b.subarray(a, 2 * a));
+    await tick();
+    s.write(b.subarray(2 * a));
+  };
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+    s.on("error", () => undefined);
+    const d = new Attr0Decoder({ nameLimit: 100, valueLimit: 1 << 20, countLimit: 10 });
+    void send(s, attr0Encode([["protocol", "tlsmgr_protocol"]]));
+    s.on("data", async (chunk: Buffer) => {
+      d.push(chunk);
+      for (let e = d.next(); e !== undefined; e = d.next()) {
+        assert.equal(e.kind, "list");
+        if (e.kind !== "list") return;
+        const v = (n: string) => e.attrs.find((a) => a.name === n)?.value.toString("latin1") ?? "";
+        const req = v("request");
+        seen.set(req, (seen.get(req) ?? 0) + 1);
+        if (opts.closeAfter !== undefined && ++total > opts.closeAfter) {
+          s.destroy();
+          return;
+        }
+        switch (req) {
+          case "lookup":
+            await send(s, stored.has(v("cache_id"))
+              ? attr0Encode([["status", 0], ["session", Buffer.alloc(stored.get(v("cache_id"))!, 3)]])
+              : attr0Encode([["status", -1], ["session", Buffer.alloc(0)]]));
+            break;
+          case "update":
+            stored.set(v("cache_id"), Buffer.from(v("session"), "base64").length);
+            await send(s, attr0Encode([["status", 0]]));
+            break;
+          case "tktkey":
+            await send(s, attr0Encode([["status", 0], ["keybuf", Buffer.alloc(88, 5)]]));
+            break;
+          default: // seed: a failure, to be counted as an error
+            await send(s, attr0Encode([["status", -2], ["seed", Buffer.alloc(0)]]));
+        }
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(path, r));
+  return {
+    server, path, seen, stored,
+    close: () => new Promise<void>((r) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => {
+        rmSync(dir, { recursive: true, force: true });
+        r();
+      });
+    }),
+  };
+}
+
+test("pre-fill stores every id once; the load counts every request under its kind and status", async (t) => {
+  const srv = await scriptedServer();
+  t.after(() => srv.close());
+  const ks = makeKeyspace(300, 2);
+  const sessions = makeSessionPool(16, 1024, 4096, 2);
+  const pf = await prefill(srv.path, ks, 0, 300, sessions, 7, 1);
+  assert.equal(pf.entries, 300);
+  assert.equal(pf.errors, 0);
+  assert.equal(srv.stored.size, 300);
+  for (const id of ks.ids) assert.ok(srv.stored.has(id));
+  srv.seen.clear();
+
+  const r = await runLoad({
+    socket: srv.path, clients: 5, durationSec: 0.3, warmupSec: 0, keyspace: ks, sessions, seed: 3,
+    mix: { lookup: 60, update: 25, tktkey: 10, seed: 5 }, seriesIntervalMs: 100,
+  });
+  assert.deepEqual(r.failures, []);
+  const k = r.byKind;
+  const n = (kind: "lookup" | "update" | "tktkey" | "seed") => k[kind]!.ok + k[kind]!.miss + k[kind]!.errors;
+  // every request the server saw was counted once (plus the one tktkey that fetched the key name)
+  assert.equal(n("lookup"), srv.seen.get("lookup") ?? 0);
+  assert.equal(n("update"), srv.seen.get("update") ?? 0);
+  assert.equal(n("tktkey") + 1, srv.seen.get("tktkey") ?? 0);
+  assert.equal(n("seed"), srv.seen.get("seed") ?? 0);
+  assert.equal(r.requests, n("lookup") + n("update") + n("tktkey") + n("seed"));
+  assert.ok(r.requests > 20, `only ${r.requests} requests`);
+  // statuses: seed always -2 here, lookups hit about 90 % (updates of fresh ids never looked up)
+  assert.equal(k.seed!.errors, n("seed"));
+  assert.equal(r.errors, n("seed"));
+  assert.equal(k.update!.ok, n("update"));
+  assert.equal(k.lookup!.errors, 0);
+  assert.ok(k.lookup!.ok > k.lookup!.miss);
+  assert.equal(r.all.count, r.requests);
+  // the series covers the same replies
+  assert.equal(r.seriesHists.reduce((a, h) => a + (h?.count ?? 0), 0), r.requests);
+});
+
+test("the current ticket key name is read from keybuf", async (t) => {
+  const srv = await scriptedServer();
+  t.after(() => srv.close());
+  const [c] = await openConnections(srv.path, 1);
+  assert.equal(await currentTicketKeyName(c!), Buffer.alloc(16, 5).toString("base64"));
+  c!.close();
+});
+
+test("a server that drops connections: failures and errors are reported, the run ends", async (t) => {
+  const srv = await scriptedServer({ closeAfter: 40 });
+  t.after(() => srv.close());
+  const ks = makeKeyspace(50, 2);
+  const r = await runLoad({
+    socket: srv.path, clients: 3, durationSec: 30, warmupSec: 0, keyspace: ks,
+    sessions: makeSessionPool(4, 100, 200, 1), seed: 1, mix: { lookup: 1 },
+  });
+  assert.equal(r.failures.length, 3);
+  assert.match(r.failures[0]!, /closed by server/);
+  assert.equal(r.byKind.lookup!.errors, 3, "the request in flight on each dropped connection");
+  assert.ok(r.windowSec < 30, "the run ended when every connection was gone");
+});

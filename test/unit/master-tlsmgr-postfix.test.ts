@@ -1,0 +1,154 @@
+/**
+ * master-tlsmgr-postfix.test.ts - bin/tlsmgr-postfix install / uninstall
+ * against temporary copies of /etc/postfix, through the real postconf(1):
+ * the command master(8) will run, the columns kept, chroot y -> n when the
+ * addon is missing (and back on uninstall), the launcher without PATH.
+ * See also: src/tools/tlsmgr-postfix.ts, bin/tlsmgr-postfix, postfix/src/master/master_ent.c
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = realpathSync(fileURLToPath(new URL("../../../", import.meta.url)));
+const TOOL = path.join(ROOT, "dist", "src", "tools", "tlsmgr-postfix.js");
+const temps: string[] = [];
+before(() => {
+  // install keeps chroot y only when the addon (chroot) is there: build it if this checkout has not.
+  if (!existsSync(path.join(ROOT, "build", "Release", "posix.node"))) {
+    execFileSync(process.execPath, [path.join(ROOT, "scripts", "build-native.mjs")], { stdio: "inherit", cwd: ROOT });
+  }
+});
+after(() => {
+  for (const t of temps) rmSync(t, { recursive: true, force: true });
+});
+
+/** instance - a temporary copy of /etc/postfix's main.cf and master.cf */
+function instance(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), "tlsmgr-pfcfg-"));
+  temps.push(dir);
+  copyFileSync("/etc/postfix/main.cf", path.join(dir, "main.cf"));
+  copyFileSync("/etc/postfix/master.cf", path.join(dir, "master.cf"));
+  return dir;
+}
+
+/** postconf - run the real postconf on that directory */
+function postconf(dir: string, ...args: string[]): string {
+  return execFileSync("postconf", ["-c", dir, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+}
+
+/** entry - the tlsmgr/unix line as fields ([] when absent) */
+function entry(dir: string): string[] {
+  return postconf(dir, "-M", "tlsmgr/unix").trim().split(/\s+/).filter((f) => f !== "");
+}
+
+/** tool - run the compiled tool (or another copy of it) */
+function tool(args: string[], script = TOOL): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [script, ...args], { encoding: "utf8", timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const daemonDir = realpathSync(execFileSync("postconf", ["-h", "daemon_directory"], { encoding: "utf8" }).trim());
+
+test("install: command runs this bin/tlsmgr from daemon_directory, other columns kept; uninstall restores", () => {
+  const dir = instance();
+  postconf(dir, "-Me", "tlsmgr/unix=tlsmgr unix - - y 1000? 1 tlsmgr -o tls_random_bytes=64");
+  const before = entry(dir);
+  const r = tool(["install", dir]);
+  assert.equal(r.status, 0, r.stderr);
+  const after = entry(dir);
+  assert.deepEqual(after.slice(0, 7), before.slice(0, 7), "service, type and five columns as they were (chroot y kept: the addon is built)");
+  const command = after[7];
+  assert.ok(!path.isAbsolute(command), "master prefixes daemon_directory: the command is relative to it");
+  assert.equal(path.resolve(daemonDir, command), path.join(ROOT, "bin", "tlsmgr"));
+  assert.equal(path.basename(command), "tlsmgr", "process_name stays tlsmgr");
+  assert.deepEqual(after.slice(8), ["-o", "tls_random_bytes=64"], "arguments kept");
+  assert.match(r.stdout, /tlsmgr\/unix now runs .*\/bin\/tlsmgr\n/);
+  assert.match(r.stdout, new RegExp(`run "postfix -c ${dir} reload"`));
+
+  const u = tool(["uninstall", dir]);
+  assert.equal(u.status, 0, u.stderr);
+  assert.deepEqual(entry(dir), before);
+});
+
+test("install adds the line when master.cf has none; uninstall puts Postfix's own back", () => {
+  const dir = instance();
+  postconf(dir, "-MX", "tlsmgr/unix");
+  assert.deepEqual(entry(dir), []);
+  assert.equal(tool(["install", dir]).status, 0);
+  const e = entry(dir);
+  assert.deepEqual(e.slice(0, 7), ["tlsmgr", "unix", "-", "-", "n", "1000?", "1"]);
+  assert.equal(path.resolve(daemonDir, e[7]), path.join(ROOT, "bin", "tlsmgr"));
+  postconf(dir, "-MX", "tlsmgr/unix");
+  assert.equal(tool(["uninstall", dir]).status, 0);
+  assert.deepEqual(entry(dir), ["tlsmgr", "unix", "-", "-", "n", "1000?", "1", "tlsmgr"]);
+});
+
+test("without the native addon: chroot y becomes n with a message, and uninstall sets it back to y", () => {
+  // A copy of the compiled code with no build/Release/posix.node beside it.
+  const copy = mkdtempSync(path.join(tmpdir(), "tlsmgr-noaddon-"));
+  temps.push(copy);
+  cpSync(path.join(ROOT, "dist", "src"), path.join(copy, "dist", "src"), { recursive: true });
+  writeFileSync(path.join(copy, "package.json"), '{ "type": "module" }\n');
+  const copyTool = path.join(copy, "dist", "src", "tools", "tlsmgr-postfix.js");
+  const dir = instance();
+  postconf(dir, "-Me", "tlsmgr/unix=tlsmgr unix - - y 1000? 1 tlsmgr");
+
+  const r = tool(["install", dir], copyTool);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /chroot cannot be honoured \(.*\): chroot column of tlsmgr\/unix changed from y to n\n/);
+  assert.match(r.stderr, /warning: .*\/bin\/tlsmgr is missing or not executable/);
+  const e = entry(dir);
+  assert.equal(e[4], "n");
+  assert.equal(path.resolve(daemonDir, e[7]), path.join(copy, "bin", "tlsmgr"));
+
+  const u = tool(["uninstall", dir], copyTool);
+  assert.equal(u.status, 0, u.stderr);
+  assert.match(u.stdout, /chroot column of tlsmgr\/unix set back to y/);
+  assert.deepEqual(entry(dir), ["tlsmgr", "unix", "-", "-", "y", "1000?", "1", "tlsmgr"]);
+});
+
+test("a non-default tlsmgr_service_name is the line that is rewritten", () => {
+  const dir = instance();
+  postconf(dir, "-e", "tlsmgr_service_name = tlsmgr2");
+  assert.equal(tool(["install", dir]).status, 0);
+  const e = postconf(dir, "-M", "tlsmgr2/unix").trim().split(/\s+/);
+  assert.equal(e[0], "tlsmgr2");
+  assert.equal(path.resolve(daemonDir, e[7]), path.join(ROOT, "bin", "tlsmgr"));
+});
+
+test("bad usage and a directory that is not a Postfix configuration: exit 1 with a fatal line", () => {
+  const none = tool([]);
+  assert.equal(none.status, 1);
+  assert.equal(none.stderr, "tlsmgr-postfix: fatal: usage: tlsmgr-postfix install [CONFIG_DIR] | uninstall [CONFIG_DIR]\n");
+  assert.equal(tool(["frobnicate"]).status, 1);
+  assert.equal(tool(["install", "a", "b"]).status, 1);
+  const empty = mkdtempSync(path.join(tmpdir(), "tlsmgr-empty-"));
+  temps.push(empty);
+  const r = tool(["install", empty]);
+  assert.equal(r.status, 1);
+  assert.equal(r.stderr, `tlsmgr-postfix: fatal: ${empty}/main.cf: no such file: is this a Postfix configuration directory?\n`);
+});
+
+test("bin/tlsmgr-postfix runs with no PATH at all, using the Node.js recorded in build/node-path", () => {
+  // A tree of its own: bin/ (the launcher), build/node-path, and dist/ linked to this checkout's.
+  const tree = mkdtempSync(path.join(tmpdir(), "tlsmgr-launch-"));
+  temps.push(tree);
+  mkdirSync(path.join(tree, "bin"));
+  mkdirSync(path.join(tree, "build"));
+  copyFileSync(path.join(ROOT, "bin", "tlsmgr-postfix"), path.join(tree, "bin", "tlsmgr-postfix"));
+  writeFileSync(path.join(tree, "build", "node-path"), `${process.execPath}\n`);
+  symlinkSync(path.join(ROOT, "dist"), path.join(tree, "dist"));
+  const dir = instance();
+  const r = spawnSync(path.join(tree, "bin", "tlsmgr-postfix"), ["install", dir], { env: {}, encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(path.resolve(daemonDir, entry(dir)[7]), path.join(ROOT, "bin", "tlsmgr"));
+
+  rmSync(path.join(tree, "build", "node-path"));
+  const missing = spawnSync(path.join(tree, "bin", "tlsmgr-postfix"), ["install", dir], { env: {}, encoding: "utf8" });
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /^tlsmgr-postfix: fatal: no Node\.js recorded in .*\/build\/node-path: run npm install/);
+});
