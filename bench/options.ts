@@ -31,6 +31,7 @@ export interface BenchOptions {
   tmp: string;
   json: string | undefined;
   plot: string | undefined;
+  sweepPlot: string | undefined;
   cpuProf: string | undefined;
 }
 
@@ -42,7 +43,7 @@ export function defaultTmp(): string {
 const USAGE = "usage: npm run bench -- [--clients 1,8,64] [--duration 10] [--warmup 2] [--prefill 20000]\n"
   + "  [--mix lookup=60,update=25,tktkey=10,seed=5] [--impl ours,postfix] [--session-size 1024-4096] [--seed 1]\n"
   + "  [--sweep] [--sweep-only] [--sweep-entries 1000000] [--sweep-timeout 120] [--sweep-clients 8]\n"
-  + "  [--repeat 1] [--tmp DIR] [--json FILE] [--plot FILE] [--cpu-prof DIR]\n"
+  + "  [--repeat 1] [--tmp DIR] [--json FILE] [--plot FILE] [--sweep-plot FILE] [--cpu-prof DIR]\n"
   + `  implementations: ${IMPLS.join(", ")}`;
 
 /** parseBenchArgs - the command line to options; throws with the usage on a mistake */
@@ -51,7 +52,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     clients: [1, 8, 64], durationSec: 10, warmupSec: 2, prefill: 20_000, mix: DEFAULT_MIX,
     impls: ["ours", "postfix"], sessionMin: 1024, sessionMax: 4096, seed: 1,
     sweep: false, sweepOnly: false, sweepEntries: 1_000_000, sweepTimeout: 120, sweepClients: 8,
-    repeat: 1, tmp: defaultTmp(), json: undefined, plot: undefined, cpuProf: undefined,
+    repeat: 1, tmp: defaultTmp(), json: undefined, plot: undefined, sweepPlot: undefined, cpuProf: undefined,
   };
   const num = (name: string, v: string | undefined, min: number, max: number): number => {
     const n = Number(v);
@@ -105,6 +106,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       case "--tmp": o.tmp = take(); break;
       case "--json": o.json = take(); break;
       case "--plot": o.plot = take(); break;
+      case "--sweep-plot": o.sweepPlot = take(); break;
       case "--cpu-prof": o.cpuProf = take(); break;
       case "--help": case "-h": throw new Error(USAGE);
       default: throw new Error(`unknown option ${arg}\n${USAGE}`);

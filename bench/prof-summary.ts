@@ -7,7 +7,7 @@
  *           with node --cpu-prof).
  * See also: docs/benchmarks.md (profile findings)
  *
- * Usage: node dist/bench/prof-summary.js FILE.cpuprofile [--top 30]
+ * Usage: node dist/bench/prof-summary.js FILE.cpuprofile [--top 30] [--window FROM_S TO_S]
  */
 
 import { readFileSync } from "node:fs";
@@ -43,14 +43,22 @@ function shortUrl(url: string): string {
   return url.replace(/^file:\/\//, "");
 }
 
-/** summarizeProfile - self and inclusive ms per function and per file */
-export function summarizeProfile(p: Profile): { byFunction: ProfLine[]; byFile: ProfLine[]; totalMs: number } {
+/**
+ * summarizeProfile - self and inclusive ms per function and per file; with a
+ * window [fromSec, toSec) only the samples taken in it (seconds since the
+ * profile's start).
+ */
+export function summarizeProfile(p: Profile, window?: [number, number]):
+  { byFunction: ProfLine[]; byFile: ProfLine[]; totalMs: number } {
   const byId = new Map<number, ProfileNode>();
   for (const n of p.nodes) byId.set(n.id, n);
   // sample time per node from samples/timeDeltas (more exact than hitCount)
   const selfUs = new Map<number, number>();
   if (p.samples && p.timeDeltas) {
+    let t = 0;
     for (let i = 0; i < p.samples.length; i++) {
+      t += p.timeDeltas[i] ?? 0;
+      if (window && (t < window[0] * 1e6 || t >= window[1] * 1e6)) continue;
       const id = p.samples[i]!;
       const dt = p.timeDeltas[i + 1] ?? 0;
       selfUs.set(id, (selfUs.get(id) ?? 0) + Math.max(0, dt));
@@ -101,15 +109,21 @@ export function summarizeProfile(p: Profile): { byFunction: ProfLine[]; byFile: 
 function main(argv: string[]): void {
   const file = argv[0];
   if (file === undefined) {
-    process.stderr.write("usage: node dist/bench/prof-summary.js FILE.cpuprofile [--top N]\n");
+    process.stderr.write("usage: node dist/bench/prof-summary.js FILE.cpuprofile [--top N] [--window FROM_S TO_S]\n");
     process.exitCode = 2;
     return;
   }
-  const top = argv[1] === "--top" ? Number(argv[2]) : 30;
+  let top = 30;
+  let window: [number, number] | undefined;
+  for (let i = 1; i < argv.length; i++) {
+    if (argv[i] === "--top") top = Number(argv[++i]);
+    else if (argv[i] === "--window") window = [Number(argv[++i]), Number(argv[++i])];
+  }
   const p = JSON.parse(readFileSync(file, "utf8")) as Profile;
-  const s = summarizeProfile(p);
+  const s = summarizeProfile(p, window);
   const pct = (ms: number) => `${((ms / s.totalMs) * 100).toFixed(1).padStart(5)}%`;
-  process.stdout.write(`profile ${file}: ${s.totalMs.toFixed(0)} ms sampled\n\nself time by function:\n`);
+  process.stdout.write(`profile ${file}: ${s.totalMs.toFixed(0)} ms sampled`
+    + `${window ? ` in ${window[0]}-${window[1]} s` : ""}\n\nself time by function:\n`);
   for (const l of [...s.byFunction].sort((a, b) => b.selfMs - a.selfMs).slice(0, top))
     process.stdout.write(`${pct(l.selfMs)} ${l.selfMs.toFixed(0).padStart(7)} ms  ${l.name}\n`);
   process.stdout.write(`\nself time by file:\n`);
@@ -119,4 +133,7 @@ function main(argv: string[]): void {
     process.stdout.write(`${pct(l.totalMs)} ${l.totalMs.toFixed(0).padStart(7)} ms  ${l.name}\n`);
 }
 
-if (process.argv[1] !== undefined && /prof-summary\.js$/.test(process.argv[1])) main(process.argv.slice(2));
+if (process.argv[1] !== undefined && /prof-summary\.js$/.test(process.argv[1])) {
+  process.stdout.on("error", () => undefined); // output cut short (| head)
+  main(process.argv.slice(2));
+}

@@ -1,10 +1,11 @@
 /**
  * run.ts - `npm run bench`: this project's tlsmgr and Postfix's own, measured
  *          side by side in one run, and optionally the 1M-entry sweep run.
- * Owns: the command line, the order of a run (per implementation: start,
- *       pre-fill, one load run per client count, stop), printing the tables,
- *       and writing the results (JSON, PNG plot) when asked.
- * Not here: the load (bench/load.ts), the daemons (bench/targets.ts), the
+ * Owns: the order of a run (start every implementation and pre-fill it, then
+ *       load runs interleaved: per repetition, per client count, each
+ *       implementation in turn; the median repetition is reported), printing
+ *       the tables, and writing the results (JSON, PNG plots) when asked.
+ * Not here: options (bench/options.ts), the load (bench/load.ts), the daemons (bench/targets.ts), the
  *           sweep run (bench/sweep.ts), the plot (bench/png-chart.ts).
  * See also: docs/benchmarks.md
  *
@@ -12,7 +13,8 @@
  *   [--prefill 20000] [--mix lookup=60,update=25,tktkey=10,seed=5]
  *   [--impl ours,postfix] [--session-size 1024-4096] [--seed 1]
  *   [--sweep] [--sweep-only] [--sweep-entries 1000000] [--sweep-timeout 120]
- *   [--sweep-clients 8] [--json FILE] [--plot FILE] [--cpu-prof DIR]
+ *   [--sweep-clients 8] [--repeat 1] [--tmp DIR] [--json FILE] [--plot FILE]
+ *   [--sweep-plot FILE] [--cpu-prof DIR]
  * Every run is bounded in time; only unix sockets (and Postfix's loopback
  * smtpd, which the run does not use) are opened.
  */
@@ -29,7 +31,7 @@ import {
 import { startTarget, type BenchTarget, type ImplName } from "./targets.js";
 import { makeKeyspace, makeSessionPool, type Keyspace, type SessionPool } from "./workload.js";
 import { runSweepBench, sweepTable, type SweepSummary } from "./sweep.js";
-import { plotRuns } from "./png-chart.js";
+import { plotRuns, plotSweep } from "./png-chart.js";
 
 // log - progress on stderr, results on stdout
 function log(text: string): void {
@@ -180,6 +182,7 @@ export async function main(argv: string[]): Promise<void> {
         sweeps.push(await runSweepBench(impl, {
           entries: o.sweepEntries, timeout: o.sweepTimeout, clients: o.sweepClients, mix: o.mix,
           sessionMin: o.sessionMin, sessionMax: o.sessionMax, seed: o.seed, baseDir: o.tmp, log,
+          ...(o.cpuProf !== undefined && impl.startsWith("ours") ? { cpuProfDir: o.cpuProf } : {}),
         }));
       } catch (e) {
         log(`${impl} sweep: ${(e as Error).message}`);
@@ -187,6 +190,14 @@ export async function main(argv: string[]): Promise<void> {
       }
     }
     if (sweeps.length > 0) process.stdout.write(`\n## Sweep\n\n${sweepTable(sweeps)}\n`);
+    if (o.sweepPlot !== undefined && sweeps.length > 0) {
+      await mkdir(dirname(o.sweepPlot), { recursive: true });
+      await writeFile(o.sweepPlot, plotSweep(
+        sweeps.map((s) => ({ label: s.label, points: s.series, sweepFrom: 0, ...(s.sweepTo !== undefined ? { sweepTo: s.sweepTo } : {}) })),
+        `${o.sweepEntries} entries, half expired, ${o.sweepClients} clients; time 0 = sweep start`,
+      ));
+      log(`sweep plot written to ${o.sweepPlot}`);
+    }
   }
 
   if (o.json !== undefined) {

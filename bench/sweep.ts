@@ -55,6 +55,8 @@ export interface SweepOptions {
   sessionMax: number;
   seed: number;
   baseDir: string;
+  /** run our daemon under node --cpu-prof, profiles in this directory */
+  cpuProfDir?: string;
   log: (s: string) => void;
 }
 
@@ -89,7 +91,27 @@ export interface SweepSummary {
   rssAnonKiB: number | undefined;
   /** cache files on disk per entry with the full cache */
   bytesPerEntry: number;
+  /** per second of the load across the sweep: [seconds since the sweep started, req/s, p99 ms] */
+  series: Array<[number, number, number]>;
+  /** seconds (same origin) the sweep took, for the plot */
+  sweepTo: number | undefined;
   notes: string[];
+}
+
+// perSecond - the load's series folded into 1-second points, time 0 = origin (ms, wall clock)
+function perSecond(r: LoadResult, originMs: number): Array<[number, number, number]> {
+  const per = Math.max(1, Math.round(1000 / PROBE_MS));
+  const out: Array<[number, number, number]> = [];
+  for (let i = 0; i + per <= r.seriesHists.length; i += per) {
+    const h = new LatencyHistogram();
+    for (let j = i; j < i + per; j++) {
+      const s = r.seriesHists[j];
+      if (s) h.merge(s);
+    }
+    const t = (r.startMs + ((i + per) * PROBE_MS)) / 1000 - originMs / 1000;
+    out.push([Math.round(t * 10) / 10, h.count * (1000 / (per * PROBE_MS)), h.percentile(99) / 1000]);
+  }
+  return out;
 }
 
 // probeIds - PROBES ids of a cache type that sort before (low) or after (high) every load id
@@ -145,7 +167,9 @@ function cpuCores(samples: Array<[number, number]>, fromMs: number, toMs: number
 /** runSweepBench - the whole timeline for one implementation */
 export async function runSweepBench(impl: ImplName, o: SweepOptions): Promise<SweepSummary> {
   const T = o.timeout;
-  const target: BenchTarget = await startTarget(impl, { cacheTimeout: T, baseDir: o.baseDir });
+  const target: BenchTarget = await startTarget(impl, {
+    cacheTimeout: T, baseDir: o.baseDir, ...(o.cpuProfDir !== undefined ? { cpuProfDir: o.cpuProfDir } : {}),
+  });
   const notes: string[] = [];
   try {
     const pid0 = target.daemonPid();
@@ -279,15 +303,19 @@ export async function runSweepBench(impl: ImplName, o: SweepOptions): Promise<Sw
       const to = (Math.max(...ends) - during.startMs) / 1000;
       duringFig = figures(during, from, to, cpuSweep);
       const late = (Math.min(...starts) - at(2 * T)) / 1000;
-      o.log(`${target.label} sweep: sweep seen from ${late.toFixed(1)} s after t0+2T for ${(to - from).toFixed(1)} s: `
+      o.log(`${target.label} sweep: sweep seen from ${late.toFixed(1)} s after t0+2T for ${(to - from).toFixed(1)} s `
+        + `(${((Math.min(...starts) - t0) / 1000).toFixed(1)} to ${((Math.max(...ends) - t0) / 1000).toFixed(1)} s after the daemon started): `
         + `${fmtInt(duringFig.reqPerSec)} req/s, p99 ${fmtUs(duringFig.p99us)}`);
     }
     const memAfter = procMemory(pid);
+    const origin = starts.length > 0 ? Math.min(...starts) : at(2 * T);
     return {
       impl, label: target.label, entries: o.entries, expired: oldKs.ids.length, timeout: T, clients: o.clients,
       fillRate, baseline, during: duringFig, sweepSec,
       vmHwmKiB: memAfter?.vmHwmKiB, rssAnonKiB: Math.max(memFull?.rssAnonKiB ?? 0, memAfter?.rssAnonKiB ?? 0) || undefined,
       bytesPerEntry: bytes.allocated / Math.max(1, o.entries),
+      series: perSecond(during, origin),
+      sweepTo: ends.length > 0 ? (Math.max(...ends) - origin) / 1000 : undefined,
       notes,
     };
   } finally {

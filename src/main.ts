@@ -27,7 +27,7 @@ import { dropPrivileges, lookupUser, refuseRoot } from "./master/privileges.js";
 import { dataRedirectFile, dataRedirectOwnerUid } from "./cache/data-redirect.js";
 import { withEffectiveIds } from "./util/eugid.js";
 import { setupLogging } from "./log/setup.js";
-import { FatalError, msgInfo, msgWarn, setMsgVerbose, setProcessName } from "./log/msg.js";
+import { FatalError, msgFatal, msgInfo, msgWarn, setMsgVerbose, setProcessName } from "./log/msg.js";
 import { startListener } from "./server/listener.js";
 import { serveConnection } from "./server/connection.js";
 import { Duplex } from "node:stream";
@@ -79,8 +79,23 @@ function dropPrivilegesAsAsked(args: DaemonArgs, cfg: TlsmgrConfig): void {
   if (args.underMaster) refuseRoot(args.serviceName);
 }
 
+/** What is running, for the clean-up of a fatal error after start-up began. */
+const run: Running = {};
+
+/** checkMailOwner - Postfix's check_mail_owner: mail_owner must be an account (and not root under master). */
+function checkMailOwner(cfg: TlsmgrConfig, args: DaemonArgs): { uid: number; gid: number } | undefined {
+  const owner = lookupUser(cfg.mail_owner);
+  const where = cfg.main_cf_path ? `file ${cfg.main_cf_path}: ` : "";
+  if (!owner) {
+    if (args.home !== undefined) return undefined;
+    msgFatal(`${where}parameter mail_owner: unknown user name value: ${cfg.mail_owner}`);
+  }
+  if (owner.uid === 0 && args.underMaster)
+    msgFatal(`${where}parameter mail_owner: user ${cfg.mail_owner} has privileged user ID: 0`);
+  return { uid: owner.uid, gid: owner.gid };
+}
+
 async function start(args: DaemonArgs): Promise<void> {
-  const run: Running = {};
   let configDir: string;
   let defaults: Record<string, string> | undefined;
   if (args.home !== undefined) {
@@ -119,10 +134,19 @@ async function start(args: DaemonArgs): Promise<void> {
 
   if (args.underMaster) run.link = openMasterLink(args, process.env, cfg.daemon_timeout);
 
+  const ownerIds = checkMailOwner(cfg, args);
+  // As Postfix's daemons: work from the queue directory (relative paths in
+  // main.cf are relative to it). A command-line socket path was made absolute.
+  const socketArg = args.socket !== undefined ? resolve(args.socket) : undefined;
+  try {
+    mkdirSync(cfg.queue_directory, { recursive: true, mode: 0o755 });
+    process.chdir(cfg.queue_directory);
+  } catch (err) {
+    msgFatal(`chdir ${cfg.queue_directory}: ${(err as Error).message}`);
+  }
+
   // Open what needs privileges first: PRNG exchange file, caches, socket.
   // Files are created with mail_owner's ids, as Postfix's tlsmgr does.
-  const owner = lookupUser(cfg.mail_owner);
-  const ownerIds = owner ? { uid: owner.uid, gid: owner.gid } : undefined;
   const exchangeName = await dataRedirectFile(cfg.tls_random_exchange_name, {
     data_directory: cfg.data_directory,
     mail_owner: cfg.mail_owner,
@@ -159,12 +183,16 @@ async function start(args: DaemonArgs): Promise<void> {
 
   const socketPath = run.link
     ? undefined
-    : (args.socket ?? join(cfg.queue_directory, "private", args.serviceName || cfg.tlsmgr_service_name));
+    : (socketArg ?? join(cfg.queue_directory, "private", args.serviceName || cfg.tlsmgr_service_name));
   run.listener = await startListener(state, {
     limits,
     ipcTimeout: cfg.ipc_timeout,
-    afterRequest: () => pool.mixTimeOfDay(),
-    ...(run.link ? { fds: run.link.listenFds, onClientCount: (n: number) => run.link!.setClientCount(n) } : {}),
+    // under master: a served request counts as a use (master-link.ts requestServed)
+    afterRequest: () => {
+      pool.mixTimeOfDay();
+      run.link?.requestServed();
+    },
+    ...(run.link ? { fds: run.link.listenFds } : {}),
     ...(socketPath ? { path: socketPath } : {}),
     ...(socketPath && ownerIds ? { dirOwner: ownerIds } : {}),
   });
@@ -200,6 +228,9 @@ export async function main(argv: string[]): Promise<void> {
     if (!(err instanceof FatalError)) {
       process.stderr.write(`tlsmgr[${process.pid}]: fatal: ${(err as Error).stack ?? String(err)}\n`);
     }
+    // Leave no socket behind; the stores are closed unsaved-safe.
+    await run.listener?.close().catch(() => undefined);
+    await run.caches?.close().catch(() => undefined);
     process.exit(1);
   }
 }

@@ -15,6 +15,13 @@
  * ones) and give the same string back from sequence().
  */
 
+/**
+ * The code of an error a backend throws while its store cannot be reached
+ * (a shared server down): the backend logs the outage once; callers treat
+ * the request as a miss without a warning of their own.
+ */
+export const BACKEND_UNAVAILABLE = "TLSMGR_BACKEND_UNAVAILABLE";
+
 export interface CacheBackend {
   /** For diagnostics: the map type and name as written in main.cf. */
   readonly type: string;

@@ -27,6 +27,8 @@ import type { Clock } from "../util/clock.js";
 export const TLS_SESSION_LIFEMIN = 120;
 
 export interface CacheSetConfig {
+  /** main.cf, named in fatal lines ("" when there is none). */
+  main_cf_path?: string;
   data_directory: string;
   mail_owner: string;
   /** For a database without "type:" (Postfix's default_database_type); default "hash". */
@@ -123,6 +125,8 @@ export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = 
   const fileFilter = new Map<string, CacheType>();
   let env: DataRedirectEnv | undefined;
   const defaultType = cfg.default_database_type || "hash";
+  // Fatal lines name main.cf as the configuration parser's do.
+  const where = cfg.main_cf_path ? `${cfg.main_cf_path}: ` : "";
 
   try {
     for (const type of CACHE_TYPES) {
@@ -132,14 +136,18 @@ export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = 
       if (timeout <= 0 || p.db === "") continue;
 
       const dup = dupFilter.get(p.db);
-      if (dup) msgFatal(`do not use the same TLS cache file ${p.db} for ${dup} and ${type}`);
+      if (dup)
+        msgFatal(
+          `${where}parameters ${dup}_tls_session_cache_database and ${p.dbParam}: ` +
+            `do not use the same TLS cache file ${p.db} for ${dup} and ${type}`,
+        );
       dupFilter.set(p.db, type);
 
       const map = splitMapName(p.db) ?? { type: defaultType, name: p.db };
       if (map.name === "" || p.db.startsWith(":"))
-        msgFatal(`parameter ${p.dbParam}: open dictionary: expecting "type:name" form instead of "${p.db}"`);
+        msgFatal(`${where}parameter ${p.dbParam}: open dictionary: expecting "type:name" form instead of "${p.db}"`);
       const info = backendInfo(map.type);
-      if (!info) msgFatal(`parameter ${p.dbParam}: unsupported dictionary type: ${map.type}`);
+      if (!info) msgFatal(`${where}parameter ${p.dbParam}: unsupported dictionary type: ${map.type}`);
 
       env ??= {
         data_directory: cfg.data_directory,
@@ -152,7 +160,11 @@ export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = 
       // to one data_directory file) would share, and truncate, one LMDB file.
       const file = info.fileFor ? info.fileFor(name) : spec;
       const fileDup = fileFilter.get(file);
-      if (fileDup) msgFatal(`do not use the same TLS cache file ${file} for ${fileDup} and ${type}`);
+      if (fileDup)
+        msgFatal(
+          `${where}parameters ${fileDup}_tls_session_cache_database and ${p.dbParam}: ` +
+            `do not use the same TLS cache file ${file} for ${fileDup} and ${type}`,
+        );
       fileFilter.set(file, type);
       if (info.fileFor && info.types[0] !== map.type)
         msgInfo(`${spec} is served by ${info.kind ?? info.types[0]} file ${file}`);
@@ -161,6 +173,7 @@ export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = 
       const cache = await scacheOpen(spec, type, tlsLogCache(p.logParam, p.logLevel), timeout, {
         ...(opts.clock ? { clock: opts.clock } : {}),
         ...(hook ? { onSweepEntry: (id: string, value: Buffer) => hook(type, id, value) } : {}),
+        context: `${where}parameter ${p.dbParam}: `,
       });
       caches.set(type, cache);
     }

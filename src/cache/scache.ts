@@ -29,6 +29,7 @@
 import { getSystemErrorMap } from "node:util";
 import { backendInfo, splitMapName, type CacheBackend } from "./backend.js";
 import { msgFatal, msgInfo, msgWarn, printable } from "../log/msg.js";
+import { BACKEND_UNAVAILABLE } from "./backend.js";
 import { systemClock, type Clock } from "../util/clock.js";
 
 /** Bytes before the session: the big-endian timestamp. */
@@ -53,6 +54,16 @@ export interface SessionCacheOptions {
   clock?: Clock;
   /** Called for each entry the sweep meets (raw stored value), e.g. to feed the PRNG pool. */
   onSweepEntry?: (id: string, value: Buffer) => void;
+}
+
+/**
+ * warnUnlessOutage - a backend failure warning, except while the backend is
+ * known to be unreachable: the backend then logs one warning per outage
+ * itself (backends/redis-link.ts), not one per request.
+ */
+function warnUnlessOutage(err: unknown, text: string): void {
+  if ((err as { code?: unknown } | null)?.code === BACKEND_UNAVAILABLE) return;
+  msgWarn(text);
 }
 
 /** What the last sweep did. */
@@ -146,7 +157,7 @@ export class SessionCache {
     try {
       value = await this.backend.lookup(id);
     } catch (err) {
-      msgWarn(`${this.label} TLS cache: cannot look up entry for ${logId(id)}: ${errText(err)}`);
+      warnUnlessOutage(err, `${this.label} TLS cache: cannot look up entry for ${logId(id)}: ${errText(err)}`);
       return undefined;
     }
     if (value === undefined) return undefined;
@@ -170,7 +181,7 @@ export class SessionCache {
       await this.backend.update(id, value);
       return true;
     } catch (err) {
-      msgWarn(`${this.label} TLS cache: cannot update entry for ${logId(id)}: ${errText(err)}`);
+      warnUnlessOutage(err, `${this.label} TLS cache: cannot update entry for ${logId(id)}: ${errText(err)}`);
       return false;
     }
   }
@@ -183,7 +194,7 @@ export class SessionCache {
     try {
       return await this.backend.delete(id);
     } catch (err) {
-      msgWarn(`${this.label} TLS cache: cannot delete entry for ${logId(id)}: ${errText(err)}`);
+      warnUnlessOutage(err, `${this.label} TLS cache: cannot delete entry for ${logId(id)}: ${errText(err)}`);
       return false;
     }
   }
@@ -302,7 +313,7 @@ export class SessionCache {
     try {
       current = await this.backend.lookup(id);
     } catch (err) {
-      msgWarn(`${this.label} TLS cache: cannot look up entry for ${logId(id)}: ${errText(err)}`);
+      warnUnlessOutage(err, `${this.label} TLS cache: cannot look up entry for ${logId(id)}: ${errText(err)}`);
       return false;
     }
     if (current === undefined || this.#cursorUpdated) return false;
@@ -312,7 +323,7 @@ export class SessionCache {
     try {
       return await this.backend.delete(id);
     } catch (err) {
-      msgWarn(`${this.label} TLS cache: cannot delete entry for ${logId(id)}: ${errText(err)}`);
+      warnUnlessOutage(err, `${this.label} TLS cache: cannot delete entry for ${logId(id)}: ${errText(err)}`);
       return false;
     }
   }
@@ -333,6 +344,8 @@ export class SessionCache {
 export interface ScacheOpenOptions {
   clock?: Clock;
   onSweepEntry?: (id: string, value: Buffer) => void;
+  /** Put before fatal texts, e.g. "/etc/postfix/main.cf: parameter X: ". */
+  context?: string;
 }
 
 /**
@@ -349,14 +362,15 @@ export async function scacheOpen(
 ): Promise<SessionCache> {
   if (verbose) msgInfo(`open ${label} TLS cache ${spec}`);
   const map = splitMapName(spec);
-  if (!map || map.name === "") msgFatal(`open dictionary: expecting "type:name" form instead of "${spec}"`);
+  const where = opts.context ?? "";
+  if (!map || map.name === "") msgFatal(`${where}open dictionary: expecting "type:name" form instead of "${spec}"`);
   const info = backendInfo(map.type);
-  if (!info) msgFatal(`unsupported dictionary type: ${map.type}`);
+  if (!info) msgFatal(`${where}unsupported dictionary type: ${map.type}`);
   let backend: CacheBackend;
   try {
     backend = await info.open(map.name, { truncate: true, type: map.type, timeout });
   } catch (err) {
-    msgFatal(`cannot open ${map.type}:${map.name}: ${errText(err)}`);
+    msgFatal(`${where}cannot open ${map.type}:${map.name}: ${errText(err)}`);
   }
   const cacheOpts: SessionCacheOptions = { label, backend, timeout, verbose };
   if (opts.clock) cacheOpts.clock = opts.clock;

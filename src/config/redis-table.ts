@@ -293,9 +293,3 @@ export function redisTableRead(path: string): RedisTable {
   }
   return redisTableParse(text, path);
 }
-
-/** redisServerText - a server for log lines. */
-export function redisServerText(s: RedisServer): string {
-  if ("path" in s) return `unix:${s.path}`;
-  return s.host.includes(":") ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`;
-}

@@ -1,7 +1,7 @@
 /**
  * master-link.ts - this process's side of the master(8) protocol.
  * Owns: the inherited listening descriptors (6 .. 6+N-1), GENERATION, the
- *       busy/idle status messages on fd 5, noticing that master went away
+ *       taken/available status messages on fd 5, noticing that master went away
  *       (fd 5 readable: EOF on reload, stop, or master's death), and the
  *       daemon_timeout watchdog.
  * Not here: the message bytes (master/master-status.ts), accepting clients
@@ -20,6 +20,16 @@
  * master stops reading the write is queued instead of holding the event loop
  * (Postfix's master_notify() does a blocking write here; we must not).
  * A failed status write means master is gone, as in multi_server_execute().
+ *
+ * Status is per request, not per client: multi_server_execute() sends
+ * "taken" before and "available" after each request, and master counts a
+ * use on each taken -> available change (master_status.c). A process that
+ * dies with no use counted is a "bad command startup" and master throttles
+ * the service (master_spawn.c), so a daemon killed while its clients (smtpd,
+ * which keeps its connection) are still connected would not be restarted
+ * for service_throttle_time. tlsmgr is solitary (-l), so "taken" changes no
+ * spawning decision; requestServed() sends one taken/available pair per
+ * event-loop turn in which requests were served, however many there were.
  */
 
 import { Socket } from "node:net";
@@ -41,8 +51,8 @@ export interface MasterLink {
   listenFds: number[];
   /** the master generation (0 when not under master) */
   readonly generation: number;
-  /** sends "taken" when n goes 0->1 and "available" when it goes 1->0 */
-  setClientCount(n: number): void;
+  /** a request was served: one taken/available pair per event-loop turn (master counts a use) */
+  requestServed(): void;
   /** cb runs once when fd 5 becomes readable or fails (master gone, reload, stop) */
   onMasterGone(cb: () => void): void;
   /** pat the watchdog (the link pats it by timer too) */
@@ -63,7 +73,7 @@ export function openMasterLink(args: DaemonArgs, env: NodeJS.ProcessEnv, daemonT
   let status: Socket | undefined;
   let gone = false;
   let closed = false;
-  let clients = 0;
+  let pulsePending = false;
   const callbacks: Array<() => void> = [];
 
   /** masterGone - run the callbacks once */
@@ -105,11 +115,14 @@ export function openMasterLink(args: DaemonArgs, env: NodeJS.ProcessEnv, daemonT
     get generation() {
       return generation;
     },
-    setClientCount(n: number) {
-      const before = clients;
-      clients = n;
-      if (before === 0 && n > 0) notify(MASTER_STAT_TAKEN);
-      else if (before > 0 && n === 0) notify(MASTER_STAT_AVAIL);
+    requestServed() {
+      if (!status || pulsePending) return;
+      pulsePending = true;
+      notify(MASTER_STAT_TAKEN);
+      setImmediate(() => {
+        pulsePending = false;
+        notify(MASTER_STAT_AVAIL);
+      });
     },
     onMasterGone(cb: () => void) {
       if (gone) setImmediate(cb);

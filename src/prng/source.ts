@@ -8,6 +8,11 @@
  * See also: postfix/src/tls/tls_prng.h, postfix/src/tlsmgr/tlsmgr.c (DEV_PREF, EGD_PREF)
  */
 import { getSystemErrorMap } from "node:util";
+// Static, not import(): a lazy import would run after privileges are dropped
+// (mail_owner may not read this code) or after chroot (the code is outside).
+import { openDevSource } from "./source-dev.js";
+import { openEgdSource } from "./source-egd.js";
+import { openFileSource } from "./source-file.js";
 
 /** Postfix's per-read limit for dev: and egd: sources (UCHAR_MAX). */
 export const SOURCE_MAX_READ = 255;
@@ -91,10 +96,10 @@ export async function openSource(spec: SourceSpec, opts: OpenSourceOptions = {})
   const timeoutMs = opts.timeoutMs ?? SOURCE_TIMEOUT_MS;
   switch (spec.kind) {
     case "dev":
-      return (await import("./source-dev.js")).openDevSource(spec.path, timeoutMs);
+      return openDevSource(spec.path, timeoutMs);
     case "egd":
-      return (await import("./source-egd.js")).openEgdSource(spec.path, timeoutMs);
+      return openEgdSource(spec.path, timeoutMs);
     case "file":
-      return (await import("./source-file.js")).openFileSource(spec.path);
+      return openFileSource(spec.path);
   }
 }

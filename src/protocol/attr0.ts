@@ -70,6 +70,8 @@ export class Attr0Decoder {
   #attrs: Attr0Attr[] = [];
   #name = "";
   #failed = false;
+  /** A trigger is only the first thing on a connection, as master sends it. */
+  #sawList = false;
 
   constructor(limits: Attr0Limits = ATTR0_DEFAULT_LIMITS) {
     this.#limits = limits;
@@ -127,9 +129,10 @@ export class Attr0Decoder {
           // Lone NUL: end of list.
           const attrs = this.#attrs;
           this.#attrs = [];
+          this.#sawList = true;
           return { kind: "list", attrs };
         }
-        if (this.#attrs.length === 0 && nul - start === 1 && buf[start] === TRIGGER_REQ_WAKEUP) {
+        if (!this.#sawList && this.#attrs.length === 0 && nul - start === 1 && buf[start] === TRIGGER_REQ_WAKEUP) {
           return { kind: "trigger", code: TRIGGER_REQ_WAKEUP };
         }
         if (this.#attrs.length >= this.#limits.countLimit)

@@ -44,7 +44,9 @@ export function serveConnection(socket: Duplex, peer: string, state: TlsmgrState
 
   // pump - serve every complete request held, in order, one at a time.
   const pump = (): void => {
-    while (!busy && !closing) {
+    // Nothing more is served while a reply waits to drain: a client that
+    // does not read cannot make the daemon hold more than one reply.
+    while (!busy && !closing && !draining) {
       const event = decoder.next();
       if (event === undefined) break;
       if (event.kind === "trigger") {

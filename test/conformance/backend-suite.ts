@@ -18,6 +18,11 @@ import type { BackendOpenOptions, CacheBackend } from "../../src/cache/backend.j
 export interface BackendCapabilities {
   /** Entries survive close() and a reopen without truncate. */
   persistent: boolean;
+  /**
+   * One store shared by many hosts (Redis): opening with truncate must NOT
+   * empty it, or one host's restart would wipe every host's sessions.
+   */
+  shared?: boolean;
 }
 
 export type BackendOpenFn = (storeName: string, opts: BackendOpenOptions) => Promise<CacheBackend>;
@@ -270,7 +275,19 @@ export function backendConformance(name: string, openFn: BackendOpenFn, caps: Ba
       }
     });
 
-    it("empties the store when opened with truncate", async () => {
+    if (caps.shared) {
+      it("keeps the shared store's entries when one host opens it with truncate", async () => {
+        const { b, store } = await fresh();
+        await b.update("kept", Buffer.from("another host's session"));
+        await b.close();
+        const again = await openFn(store, { truncate: true });
+        try {
+          assert.deepEqual(await again.lookup("kept"), Buffer.from("another host's session"));
+        } finally {
+          await again.close();
+        }
+      });
+    } else it("empties the store when opened with truncate", async () => {
       const { b, store } = await fresh();
       await b.update("stale", Buffer.from("left by a crashed run"));
       await b.close();

@@ -155,17 +155,18 @@ export interface RawTestInstance {
 
 /**
  * rawTestInstance - make a temporary directory with data/ and a main.cf of
- * queue_directory, data_directory, mail_owner = root, then `lines`.
+ * queue_directory, data_directory, mail_owner = root (each unless `lines`
+ * sets it), then `lines`.
  */
 export function rawTestInstance(prefix: string, lines: string[]): RawTestInstance {
   const dir = mkdtempSync(join(tmpdir(), `tlsmgr-${prefix}-`));
   const dataDir = join(dir, "data");
   mkdirSync(dataDir, { mode: 0o700 });
   const mainCf = join(dir, "main.cf");
-  writeFileSync(
-    mainCf,
-    [`queue_directory = ${dir}/queue`, `data_directory = ${dataDir}`, "mail_owner = root", ...lines, ""].join("\n"),
-  );
+  const named = new Set(lines.map((l) => l.split("=")[0]!.trim()));
+  const own = [`queue_directory = ${dir}/queue`, `data_directory = ${dataDir}`, "mail_owner = root"]
+    .filter((l) => !named.has(l.split("=")[0]!.trim()));
+  writeFileSync(mainCf, [...own, ...lines, ""].join("\n"));
   return {
     dir,
     dataDir,

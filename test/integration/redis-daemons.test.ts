@@ -10,6 +10,8 @@
  * Needs the redis: map type registered in the daemon (cache/backends/index.ts).
  * No timing assertions: each request has HANG_MS to answer, which only
  * tells "answered" from "waiting for Redis"; latencies are diagnostics.
+ * Tables use a 1 s bound so a busy machine does not turn served requests
+ * into misses (a dead server is refused at once whatever the bound).
  */
 
 import assert from "node:assert/strict";
@@ -37,10 +39,12 @@ async function hostConfig(name: string, wrapFile: string): Promise<string> {
     servers: `127.0.0.1:${server.port}`,
     keyPrefix: "farm:smtpd:",
     keyWrapFile: wrapFile,
+    timeout: "1s",
   });
   const smtp = await writeRedisTable(join(home, "tls-redis-smtp.cf"), {
     servers: `127.0.0.1:${server.port}`,
     keyPrefix: "farm:smtp:",
+    timeout: "1s",
   });
   writeFileSync(
     join(home, "main.cf"),

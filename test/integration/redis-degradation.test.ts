@@ -8,8 +8,10 @@
  *           test/helpers/redis-server.ts
  *
  * No timing assertions: a request that takes longer than HANG_MS counts as
- * hung (the bound is 50 ms; HANG_MS only tells "answered" from "waiting for
- * Redis"). The latencies are reported as diagnostics.
+ * hung (HANG_MS only tells "answered" from "waiting for Redis"). The
+ * latencies are reported as diagnostics. Bounds here are longer than the
+ * 50 ms default so that a busy machine does not turn served requests into
+ * misses; a frozen server shows the bound at work (p50 = the bound).
  */
 
 import assert from "node:assert/strict";
@@ -126,7 +128,8 @@ describe("redis session cache under failure", () => {
   });
 
   it("kill -9 of redis-server under load: every request answered as a miss, one warning, works again after restart", async (t) => {
-    const table = await writeRedisTable(join(dir, "kill.cf"), { servers: `127.0.0.1:${server.port}`, keyPrefix: "kill:" });
+    // A dead server refuses at once whatever the bound; a long bound keeps a busy machine from timing out the "up" phase.
+    const table = await writeRedisTable(join(dir, "kill.cf"), { servers: `127.0.0.1:${server.port}`, keyPrefix: "kill:", timeout: "2s" });
     cache = await scacheOpen(`redis:${table}`, "smtpd", false, 3600);
     const delay = monitorEventLoopDelay({ resolution: 10 });
     try {
@@ -166,7 +169,7 @@ describe("redis session cache under failure", () => {
   });
 
   it("a frozen redis-server (SIGSTOP): requests answered as misses within the bound, then served again (SIGCONT)", async (t) => {
-    const table = await writeRedisTable(join(dir, "stop.cf"), { servers: `127.0.0.1:${server.port}`, keyPrefix: "stop:" });
+    const table = await writeRedisTable(join(dir, "stop.cf"), { servers: `127.0.0.1:${server.port}`, keyPrefix: "stop:", timeout: "250ms" });
     cache = await scacheOpen(`redis:${table}`, "smtpd", false, 3600);
     try {
       assert.equal(await cache.update("kept", Buffer.from("v")), true);
@@ -180,7 +183,7 @@ describe("redis session cache under failure", () => {
       assert.equal(run.ops.filter((o) => o.hung).length, 0, "no request waited for the frozen server");
       assert.ok(run.ops.length >= WORKERS * 2);
       assert.ok(run.ops.every((o) => !o.ok && o.start >= pausedAt));
-      assert.equal(linkLines(/^warning: redis:.*: server unavailable: no reply within 50 ms/).length, 1, lines.join("\n"));
+      assert.equal(linkLines(/^warning: redis:.*: server unavailable: no reply within 250 ms/).length, 1, lines.join("\n"));
       assert.ok(await untilWorks(cache), "served again once the server runs");
       assert.deepEqual(await cache.lookup("kept"), Buffer.from("v"));
       assert.equal(await againLogged(), 1);

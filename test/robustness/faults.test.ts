@@ -107,7 +107,7 @@ test("a request dripped one byte per 20 ms is answered, and the connection stays
   const d = await startDaemon({ configDir: dripInst.dir, socket: dripInst.socket });
   try {
     const c = await openAnnounced(d.socket);
-    const req = Buffer.from(`request\0lookup\0cache_type\0smtpd\0cache_id\0drip-${"x".repeat(40)}\0\0`, "latin1");
+    const req = Buffer.from(`request\0lookup\0cache_type\0smtpd\0cache_id\0drip-${"x".repeat(10)}\0\0`, "latin1");
     for (let i = 0; i < req.length; i++) {
       c.sock.write(req.subarray(i, i + 1));
       await sleep(20);
@@ -126,6 +126,8 @@ test("a request dripped one byte per 20 ms is answered, and the connection stays
 test("half a request then silence: closed after ipc_timeout with a warning; idle and other clients unharmed", async () => {
   const idle = await openAnnounced(daemon.socket);
   const stuck = await openAnnounced(daemon.socket);
+  // ipc_timeout bounds the time from a request's first byte to its end (src/server/connection.ts),
+  // so a request left half-sent is given up 2 s after it began.
   stuck.sock.write(Buffer.from("request\0lookup\0cache_type\0smt", "latin1"));
   // While it hangs, others are served.
   await stillServing();

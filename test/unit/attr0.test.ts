@@ -220,3 +220,9 @@ test("peer text in warnings is made printable and cut", () => {
   assert.equal(r.ok, false);
   assert.equal((r as { warning: string }).warning, `unexpected attribute ${"?".repeat(100)} from peer (expecting: cache_type)`);
 });
+
+test("W NUL after a list is no trigger: master's trigger is only the first thing on a connection", () => {
+  const d = new Attr0Decoder();
+  d.push(Buffer.from("\0W\0x\0\0", "latin1"));
+  assert.deepEqual(drain(d).map(asPairs), [[], [["W", "x"]]]);
+});

@@ -161,7 +161,7 @@ describe("openCacheSet", () => {
     const { cfg } = await config();
     cfg.smtp_tls_session_cache_database = cfg.smtpd_tls_session_cache_database;
     await assert.rejects(openCacheSet(cfg, { ownerUid: ownUid }), { code: "TLSMGR_FATAL" });
-    assert.equal(lines.at(-1), `fatal: do not use the same TLS cache file ${cfg.smtpd_tls_session_cache_database} for smtpd and smtp`);
+    assert.equal(lines.at(-1), `fatal: parameters smtpd_tls_session_cache_database and smtp_tls_session_cache_database: do not use the same TLS cache file ${cfg.smtpd_tls_session_cache_database} for smtpd and smtp`);
     // The smtpd cache opened before the fatal error was closed: the file opens again.
     lines = [];
     cfg.smtp_tls_session_cache_database = "";
@@ -173,7 +173,7 @@ describe("openCacheSet", () => {
     const { cfg, dir } = await config();
     cfg.smtp_tls_session_cache_database = `lmdb:${dir}/smtpd_scache`;
     await assert.rejects(openCacheSet(cfg, { ownerUid: ownUid }), { code: "TLSMGR_FATAL" });
-    assert.equal(lines.at(-1), `fatal: do not use the same TLS cache file ${dir}/smtpd_scache.lmdb for smtpd and smtp`);
+    assert.equal(lines.at(-1), `fatal: parameters smtpd_tls_session_cache_database and smtp_tls_session_cache_database: do not use the same TLS cache file ${dir}/smtpd_scache.lmdb for smtpd and smtp`);
   });
 
   it("is fatal when the redirect sends two caches to one file", async () => {
@@ -183,7 +183,7 @@ describe("openCacheSet", () => {
     cfg.smtpd_tls_session_cache_database = `btree:${dir}/a/scache`;
     cfg.smtp_tls_session_cache_database = `btree:${dir}/b/scache`;
     await assert.rejects(openCacheSet(cfg, { ownerUid: () => myUid + 1 }), { code: "TLSMGR_FATAL" });
-    assert.equal(lines.at(-1), `fatal: do not use the same TLS cache file ${dir}/scache.lmdb for smtpd and smtp`);
+    assert.equal(lines.at(-1), `fatal: parameters smtpd_tls_session_cache_database and smtp_tls_session_cache_database: do not use the same TLS cache file ${dir}/scache.lmdb for smtpd and smtp`);
   });
 
   it("allows the same database for a cache that is disabled", async () => {
@@ -207,7 +207,7 @@ describe("openCacheSet", () => {
   it("is fatal when a cache cannot be opened", async () => {
     const { cfg } = await config({ smtpd_tls_session_cache_database: `lmdb:${tmp}/missing-dir/smtpd_scache` });
     await assert.rejects(openCacheSet(cfg, { ownerUid: ownUid }), { code: "TLSMGR_FATAL" });
-    assert.equal(lines.at(-1), `fatal: cannot open lmdb:${tmp}/missing-dir/smtpd_scache: no such file or directory`);
+    assert.equal(lines.at(-1), `fatal: parameter smtpd_tls_session_cache_database: cannot open lmdb:${tmp}/missing-dir/smtpd_scache: no such file or directory`);
   });
 
   it("takes default_database_type (hash unless set) for a database without a type", async () => {

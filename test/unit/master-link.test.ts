@@ -97,7 +97,7 @@ test("bad GENERATION is fatal with Postfix's text", async () => {
 test("outside master the link is inert: no fds, no status, never 'gone'", async () => {
   const code = `${LINK_PRELUDE}
     const link = openMasterLink(parseDaemonArgs([], process.env), process.env, 0);
-    link.setClientCount(1); link.setClientCount(0);
+    link.requestServed(); link.requestServed();
     let gone = false;
     link.onMasterGone(() => { gone = true; });
     setTimeout(() => { process.stdout.write(JSON.stringify({ fds: link.listenFds, gone })); link.close(); }, 100);`;

@@ -22,7 +22,7 @@
 
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
 import { msgInfo, msgWarn } from "../../log/msg.js";
-import { redisServerText, redisTableRead, type RedisServer, type RedisTable } from "../../config/redis-table.js";
+import { redisTableRead, type RedisServer, type RedisTable } from "../../config/redis-table.js";
 
 /** Connect attempts give up after this long (then the back-off retries). */
 export const REDIS_CONNECT_TIMEOUT_MS = 2000;
@@ -185,14 +185,9 @@ export class RedisLink {
     this.#upTimer.unref();
   }
 
-  /** down - true during an outage (between a failure and the next success). */
+  /** down - true during an outage (from a failure until the end described in the header). */
   get down(): boolean {
     return this.#down;
-  }
-
-  /** servers - the table's servers, for log lines. */
-  get serversText(): string {
-    return this.table.servers.map(redisServerText).join(", ");
   }
 
   /**

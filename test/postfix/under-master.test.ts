@@ -1,0 +1,348 @@
+/**
+ * under-master.test.ts - our tlsmgr started, watched and restarted by
+ *                        Debian's Postfix 3.7 master(8) (issue 4, "What must
+ *                        be shown").
+ * Owns: the end-to-end proof in a private Postfix instance whose master.cf
+ *       tlsmgr line is rewritten by `bin/tlsmgr-postfix install`: ticket keys
+ *       shared by two smtpd services (openssl -sess_out / -sess_in, Reused),
+ *       smtp(8) reusing its cached session, `postfix reload` (the daemon
+ *       saves the PRNG exchange file and exits; master starts a new one),
+ *       `kill -9` (master restarts it), maillog lines tagged
+ *       postfix/tlsmgr[pid], -u (runs as the postfix user), chroot y (runs in
+ *       queue_directory, or fails with the documented message), and
+ *       `bin/tlsmgr-postfix uninstall` giving the line back to Postfix.
+ * Not here: our daemon started outside master (real-client.test.ts), Postfix's
+ *           own tlsmgr alone (postfix-baseline.test.ts).
+ * See also: test/helpers/postfix-instance.ts, src/tools/tlsmgr-postfix.ts,
+ *           src/master/master-link.ts, src/master/privileges.ts
+ *
+ * Our daemon is the node process whose argv holds dist/src/main.js and whose
+ * environment has MAIL_CONFIG = this instance's config directory: other test
+ * files run their own daemons and instances at the same time.
+ */
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile, execFileSync } from "node:child_process";
+import { accessSync, constants, existsSync, readFileSync, readlinkSync, realpathSync, statSync } from "node:fs";
+import { readFile, stat } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  createPostfixInstance, opensslResumes, postfixSkipReason, type PostfixInstance,
+} from "../helpers/postfix-instance.js";
+import { nativeAvailable } from "../../src/native/posix.js";
+
+const skip = postfixSkipReason();
+
+/** This file is dist/test/postfix/under-master.test.js. */
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+const TLSMGR_POSTFIX = join(ROOT, "bin", "tlsmgr-postfix");
+const MAIN_JS = join(ROOT, "dist", "src", "main.js");
+const SBIN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+// tlsmgrPostfix - bin/tlsmgr-postfix ARGS; its stdout, or a rejection with its stderr
+function tlsmgrPostfix(...args: string[]): Promise<string> {
+  return new Promise((res, rej) => {
+    execFile(TLSMGR_POSTFIX, args, { env: { ...process.env, PATH: `${process.env["PATH"] ?? ""}:${SBIN_PATH}` } },
+      (err, stdout, stderr) => (err ? rej(new Error(`${TLSMGR_POSTFIX} ${args.join(" ")}: ${err.message}\n${stderr}`))
+        : res(stdout)));
+  });
+}
+
+// idsOf - uid, gid and group list of a user
+function idsOf(user: string): { uid: number; gid: number; groups: number[] } {
+  const id = (flag: string): string => execFileSync("id", [flag, user]).toString().trim();
+  return { uid: Number(id("-u")), gid: Number(id("-g")), groups: id("-G").split(/\s+/).map(Number) };
+}
+
+// canSearch - whether this user may traverse (x) a directory, by its mode bits
+function canSearch(dir: string, ids: { uid: number; groups: number[] }): boolean {
+  const st = statSync(dir);
+  if (st.uid === ids.uid) return (st.mode & 0o100) !== 0;
+  if (ids.groups.includes(st.gid)) return (st.mode & 0o010) !== 0;
+  return (st.mode & 0o001) !== 0;
+}
+
+/**
+ * codeAccessNote - undefined when the postfix user can traverse every parent
+ * of the project root; otherwise which one it cannot. master(8) starts the
+ * daemon as root and it loads all its code before it drops to mail_owner or
+ * chroots, so this is not required; the note goes with any failure to find
+ * the daemon, so that a CI checkout under a 0700 directory explains itself.
+ */
+function codeAccessNote(ids: { uid: number; groups: number[] }): string | undefined {
+  const dirs: string[] = [];
+  for (let d = ROOT; ; d = dirname(d)) {
+    dirs.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  const blocked = dirs.find((d) => !canSearch(d, ids));
+  return blocked === undefined ? undefined
+    : `${blocked} (mode ${(statSync(blocked).mode & 0o777).toString(8)}) is not traversable by the postfix user: `
+      + "the daemon must have loaded all its code before dropping privileges";
+}
+
+// procStatusIds - the Uid: and Gid: lines of /proc/PID/status (real, effective, saved, fs)
+function procStatusIds(pid: number): { uid: number[]; gid: number[] } {
+  const text = readFileSync(`/proc/${pid}/status`, "utf8");
+  const field = (name: string): number[] =>
+    (new RegExp(`^${name}:\\s+(.*)$`, "m").exec(text)?.[1] ?? "").trim().split(/\s+/).map(Number);
+  return { uid: field("Uid"), gid: field("Gid") };
+}
+
+// procEnv - the environment of a process (empty when it is gone)
+function procEnv(pid: number): Map<string, string> {
+  const env = new Map<string, string>();
+  try {
+    for (const kv of readFileSync(`/proc/${pid}/environ`, "latin1").split("\0")) {
+      const eq = kv.indexOf("=");
+      if (eq > 0) env.set(kv.slice(0, eq), kv.slice(eq + 1));
+    }
+  } catch {
+    /* gone */
+  }
+  return env;
+}
+
+// procPpid - the parent pid of a process, or undefined when it is gone
+function procPpid(pid: number): number | undefined {
+  try {
+    const m = /^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// pgrep - pids matching pgrep ARGS (none: empty)
+function pgrep(...args: string[]): number[] {
+  try {
+    return execFileSync("pgrep", args, { env: { ...process.env, PATH: `${process.env["PATH"] ?? ""}:${SBIN_PATH}` } })
+      .toString().split("\n").filter((l) => l !== "").map(Number);
+  } catch {
+    return []; // status 1: no match
+  }
+}
+
+// ourDaemons - node processes running dist/src/main.js for this instance (MAIL_CONFIG)
+function ourDaemons(pf: PostfixInstance): number[] {
+  return pgrep("-f", "dist/src/main\\.js").filter((pid) => procEnv(pid).get("MAIL_CONFIG") === pf.configDir);
+}
+
+// masterPid - master(8) of this instance
+function masterPid(pf: PostfixInstance): number {
+  return Number(readFileSync(join(pf.queueDir, "pid", "master.pid"), "utf8").trim());
+}
+
+// masterChildren - master's children named comm (smtpd, tlsmgr, ...)
+function masterChildren(pf: PostfixInstance, comm: string): number[] {
+  return pgrep("-P", String(masterPid(pf)), "-x", comm);
+}
+
+// pidAlive - whether a process with this pid exists (and is not a zombie)
+function pidAlive(pid: number): boolean {
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+// waitFor - poll until fn returns a value other than undefined
+async function waitFor<T>(what: string, timeoutMs: number, fn: () => T | undefined | Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+// escapeRe - a string as a literal in a regular expression
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+test("our tlsmgr under Postfix's master(8): install, keys, smtp cache, reload, kill -9, -u, chroot, uninstall",
+  { skip: skip ?? false, timeout: 180_000 }, async (t) => {
+    for (const f of [TLSMGR_POSTFIX, join(ROOT, "bin", "tlsmgr")]) accessSync(f, constants.X_OK);
+    assert.ok(existsSync(MAIN_JS), `${MAIN_JS} missing: build first (npm run build)`);
+    const postfixIds = idsOf("postfix");
+    const accessNote = codeAccessNote(postfixIds);
+    if (accessNote !== undefined) t.diagnostic(accessNote);
+    const why = accessNote === undefined ? "" : ` (note: ${accessNote})`;
+
+    const pf = await createPostfixInstance({ tlsmgr: "postfix" });
+    t.after(() => pf.destroy());
+    const exchFile = join(pf.dataDir, "prng_exch");
+    const originalLine = (await pf.postconf("-M", "tlsmgr/unix")).trim();
+    // Debian's line, chroot off by the harness: unprivileged (-), solitary
+    assert.match(originalLine, /^tlsmgr\s+unix\s+-\s+-\s+n\s+1000\?\s+1\s+tlsmgr$/);
+
+    // theDaemon - the one daemon of this instance, started by this instance's master
+    const theDaemon = (what: string, notPid?: number): Promise<number> =>
+      waitFor(`${what}${why}`, 20_000, () => {
+        const pids = ourDaemons(pf).filter((p) => p !== notPid && pidAlive(p));
+        if (pids.length !== 1) return undefined;
+        return procPpid(pids[0]!) === masterPid(pf) ? pids[0] : undefined;
+      });
+    // serverRoundTrip - a fresh TLS session on port 1 resumed on port 2 (both smtpds use our keys)
+    let sessN = 0;
+    const crossResume = async (): Promise<void> => {
+      const r = await opensslResumes(pf.smtpdPort, join(pf.dir, `sess${++sessN}.pem`), { port2: pf.smtpdPort2 });
+      assert.equal(r.reused, true, `session from port ${pf.smtpdPort} not resumed on ${pf.smtpdPort2}:\n${r.output}`);
+    };
+    // startedLine - our own start-up line (Postfix's tlsmgr has no such line), from this pid
+    const startedLine = (pid: number): Promise<string> =>
+      pf.waitForLog(new RegExp(`postfix/tlsmgr\\[${pid}\\]: smtpd session cache: lmdb:${escapeRe(pf.dataDir)}/smtpd_scache, timeout \\d+s$`), 15_000);
+    // reloadAndWaitGone - postfix reload; the daemon and the smtpd processes of before have exited
+    const reloadAndWaitGone = async (pid: number): Promise<void> => {
+      const smtpds = masterChildren(pf, "smtpd");
+      await pf.reload();
+      await waitFor(`tlsmgr pid ${pid} to exit after postfix reload`, 20_000, () => (pidAlive(pid) ? undefined : true));
+      await waitFor("old smtpd processes to exit after postfix reload", 20_000,
+        () => (smtpds.some(pidAlive) ? undefined : true));
+    };
+
+    let pid = 0;
+
+    await t.test("bin/tlsmgr-postfix install rewrites the tlsmgr line, keeping the other columns", async () => {
+      const out = await tlsmgrPostfix("install", pf.configDir);
+      assert.match(out, /tlsmgr\/unix now runs /);
+      const line = (await pf.postconf("-M", "tlsmgr/unix")).trim();
+      const f = line.split(/\s+/);
+      assert.deepEqual(f.slice(0, 7), ["tlsmgr", "unix", "-", "-", "n", "1000?", "1"], line);
+      // master runs $daemon_directory/COMMAND: the command names bin/tlsmgr from there
+      const daemonDir = (await pf.postconf("-h", "daemon_directory")).trim();
+      assert.equal(realpathSync(join(daemonDir, f[7]!)), realpathSync(join(ROOT, "bin", "tlsmgr")));
+      assert.equal(f.length, 8, line);
+    });
+
+    await pf.start();
+
+    await t.test("master starts it on demand; two smtpd services resume each other's sessions", async () => {
+      assert.deepEqual(ourDaemons(pf), [], "no daemon before the first request");
+      await crossResume();
+      pid = await theDaemon("our daemon started by master");
+      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      assert.ok(argv.some((a) => a.endsWith("/dist/src/main.js")), argv.join(" "));
+      // the generic options master gives a solitary unprivileged unix service
+      assert.deepEqual(argv.slice(argv.findIndex((a) => a.endsWith("/dist/src/main.js")) + 1).filter((a) => a !== ""),
+        ["-l", "-t", "unix", "-u"]);
+      await pf.waitForLog(/other postfix\/smtpd\[\d+\]: .*Reusing old session \(RFC 5077 session ticket\)/, 10_000);
+    });
+
+    await t.test("-u: it runs as the postfix user", () => {
+      const ids = procStatusIds(pid);
+      assert.deepEqual(ids.uid, [postfixIds.uid, postfixIds.uid, postfixIds.uid, postfixIds.uid], `Uid of ${pid}`);
+      assert.deepEqual(ids.gid, [postfixIds.gid, postfixIds.gid, postfixIds.gid, postfixIds.gid], `Gid of ${pid}`);
+      assert.equal(readlinkSync(`/proc/${pid}/root`), "/", "not chrooted with chroot n");
+    });
+
+    await t.test("its log lines arrive in maillog_file tagged postfix/tlsmgr[pid]", async () => {
+      const line = await startedLine(pid);
+      assert.match(line, new RegExp(`^[A-Z][a-z]{2} +\\d+ \\d\\d:\\d\\d:\\d\\d \\S+ postfix/tlsmgr\\[${pid}\\]: `));
+      // cache operations (smtpd_tls_loglevel = 2) come from the same process
+      await pf.waitForLog(new RegExp(`postfix/tlsmgr\\[${pid}\\]: put smtpd session id=`), 10_000);
+    });
+
+    await t.test("smtp(8) delivering twice over TLS reuses the session our daemon cached", async () => {
+      await pf.sendmail("first@example.com");
+      await pf.waitForLog(/to=<first@example\.com>.*relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+.*status=sent/, 30_000);
+      await pf.waitForLog(/postfix\/smtp\[\d+\]: save session smtp&\S+ to smtp cache/, 5_000);
+      assert.doesNotMatch(await pf.logText(), /postfix\/smtp\[\d+\]: .*Reusing old session/);
+      await pf.sendmail("second@example.com");
+      await pf.waitForLog(/to=<second@example\.com>.*status=sent/, 30_000);
+      await pf.waitForLog(new RegExp(`postfix/smtp\\[\\d+\\]: 127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${pf.smtpdPort2}: Reusing old session`), 5_000);
+      await pf.waitForLog(new RegExp(`postfix/tlsmgr\\[${pid}\\]: read smtp TLS cache entry smtp&`), 5_000);
+      assert.deepEqual(ourDaemons(pf), [pid], "still the same daemon");
+    });
+
+    await t.test("postfix reload: it saves the exchange file and exits; master starts a new one", async () => {
+      const before = await readFile(exchFile);
+      const beforeSt = await stat(exchFile);
+      assert.equal(before.length, 1024, "exchange file size");
+      await reloadAndWaitGone(pid);
+      await pf.waitForLog(new RegExp(`postfix/tlsmgr\\[${pid}\\]: master gone or reloading: saving PRNG exchange file and exiting`), 10_000);
+      const after = await readFile(exchFile);
+      const afterSt = await stat(exchFile);
+      assert.notDeepEqual(after, before, "exchange file content rewritten on exit");
+      assert.ok(afterSt.mtimeMs > beforeSt.mtimeMs, `mtime ${beforeSt.mtimeMs} -> ${afterSt.mtimeMs}`);
+      assert.deepEqual(ourDaemons(pf), [], "no daemon until the next request");
+
+      await crossResume();
+      const next = await theDaemon("a new daemon after postfix reload", pid);
+      assert.notEqual(next, pid);
+      await startedLine(next);
+      pid = next;
+    });
+
+    await t.test("kill -9: master restarts it and smtpd keeps working", async () => {
+      const killed = pid;
+      process.kill(killed, "SIGKILL");
+      await waitFor(`pid ${killed} to die`, 10_000, () => (pidAlive(killed) ? undefined : true));
+      await pf.waitForLog(new RegExp(`postfix/master\\[\\d+\\]: warning: process \\S+/bin/tlsmgr pid ${killed} killed by signal 9`), 10_000);
+      // a fresh handshake makes smtpd save its session through tlsmgr: master starts a new one
+      const r = await opensslResumes(pf.smtpdPort, join(pf.dir, `sess${++sessN}.pem`));
+      assert.match(r.output, /^New,/m);
+      const next = await theDaemon("the daemon restarted after kill -9", killed);
+      await pf.waitForLog(new RegExp(`postfix/tlsmgr\\[${next}\\]: put smtpd session id=`), 15_000);
+      // and a new pair of smtpd processes shares the new daemon's keys
+      await reloadAndWaitGone(next);
+      await crossResume();
+      pid = await theDaemon("a new daemon after the reload that follows kill -9", next);
+    });
+
+    await t.test("chroot y: it runs inside queue_directory, or fails with the documented message", async () => {
+      await pf.postconf("-F", "tlsmgr/unix/chroot=y");
+      await reloadAndWaitGone(pid);
+      if (!nativeAvailable()) {
+        const r = await opensslResumes(pf.smtpdPort, join(pf.dir, `sess${++sessN}.pem`));
+        assert.match(r.output, /^New,/m);
+        await pf.waitForLog(new RegExp(`postfix/tlsmgr\\[\\d+\\]: fatal: cannot chroot to ${escapeRe(pf.queueDir)}: .*; `
+          + "set the chroot column of the tlsmgr service in master\\.cf to n"), 15_000);
+        await pf.postconf("-F", "tlsmgr/unix/chroot=n");
+        await reloadAndWaitGone(pid);
+        return;
+      }
+      await crossResume();
+      const next = await theDaemon("the chrooted daemon", pid);
+      const argv = readFileSync(`/proc/${next}/cmdline`, "utf8").split("\0").filter((a) => a !== "");
+      assert.deepEqual(argv.slice(-5), ["-l", "-t", "unix", "-u", "-c"]);
+      assert.equal(readlinkSync(`/proc/${next}/root`), realpathSync(pf.queueDir), "/proc/PID/root");
+      assert.equal(procStatusIds(next).uid[1], postfixIds.uid, "effective uid");
+      // it logs after chroot (public/postlog is inside the queue directory) and serves the caches
+      await startedLine(next);
+      await pf.waitForLog(new RegExp(`postfix/tlsmgr\\[${next}\\]: put smtpd session id=`), 15_000);
+
+      // on reload the chrooted daemon still saves the exchange file (opened before chroot)
+      const before = await readFile(exchFile);
+      await pf.postconf("-F", "tlsmgr/unix/chroot=n");
+      await reloadAndWaitGone(next);
+      await pf.waitForLog(new RegExp(`postfix/tlsmgr\\[${next}\\]: master gone or reloading`), 10_000);
+      assert.notDeepEqual(await readFile(exchFile), before, "exchange file rewritten by the chrooted daemon");
+    });
+
+    await t.test("bin/tlsmgr-postfix uninstall gives the line back; Postfix's tlsmgr serves again", async () => {
+      const out = await tlsmgrPostfix("uninstall", pf.configDir);
+      assert.match(out, /runs Postfix's tlsmgr again/);
+      assert.equal((await pf.postconf("-M", "tlsmgr/unix")).trim(), originalLine);
+      await pf.reload();
+      await waitFor("our daemons to be gone", 20_000, () => (ourDaemons(pf).some(pidAlive) ? undefined : true));
+      await waitFor("old smtpd processes to exit", 20_000, () => (masterChildren(pf, "smtpd").length === 0 ? true : undefined));
+      await crossResume();
+      const theirs = await waitFor("Postfix's tlsmgr", 20_000, () => masterChildren(pf, "tlsmgr")[0]);
+      assert.equal(readlinkSync(`/proc/${theirs}/exe`), realpathSync(join((await pf.postconf("-h", "daemon_directory")).trim(), "tlsmgr")));
+      assert.equal(procEnv(theirs).get("MAIL_CONFIG"), pf.configDir);
+      assert.deepEqual(ourDaemons(pf), []);
+    });
+
+    await t.test("no tlsmgr complained in the maillog", async () => {
+      const log = await pf.logText();
+      const bad = log.split("\n").filter((l) => /postfix\/tlsmgr\[\d+\]: (warning|error|fatal|panic): /.test(l));
+      assert.deepEqual(bad, []);
+    });
+  });
