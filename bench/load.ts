@@ -234,6 +234,8 @@ export interface LoadResult {
   /** CPU seconds the whole machine was busy over the window (/proc/stat), the two above included */
   machineBusySec: number;
   series: SeriesPoint[];
+  /** update requests that stored ids outside the key space (new entries), warm-up included */
+  freshUpdates: number;
   /** the histogram of each series interval (index i covers [i, i+1) intervals from startMs) */
   seriesHists: LatencyHistogram[];
   /** wall-clock ms (Date.now) when the load started (warm-up included) */
@@ -300,6 +302,8 @@ export class RequestBuilder {
   readonly #seedText: string;
   readonly #tktAnon = tktkeyRequest("");
   readonly #tktNamed: string | undefined;
+  /** update requests sent for ids outside the key space (new cache entries) */
+  freshUpdates = 0;
 
   constructor(o: LoadOptions, seed: number, keyName: string) {
     this.#o = o;
@@ -322,6 +326,7 @@ export class RequestBuilder {
       }
       case "update": {
         const c = chooseId(o.keyspace, this.#lo, this.#hi, o.updateOverwrite ?? 0.9, rng);
+        if (c.index < 0) this.freshUpdates++;
         const s = o.sessions.b64[rng.int(o.sessions.b64.length)]!;
         return [kind, updateRequest(c.type, c.id, s)];
       }
@@ -493,6 +498,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     series,
     seriesHists: seriesHist,
     startMs,
+    freshUpdates: builders.reduce((a, b) => a + b.freshUpdates, 0),
     failures,
     windowStartMs,
   };

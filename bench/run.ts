@@ -26,7 +26,7 @@ import { prefill, runLoad } from "./load.js";
 import { parseBenchArgs, type BenchOptions } from "./options.js";
 import { machineInfo, procMemory } from "./proc-stats.js";
 import {
-  compareTable, kindTable, medianRun, runLine, summarize, summaryTable, type RunSummary,
+  compareTable, fmtInt, fmtRatio, kindTable, medianRun, runLine, summarize, summaryTable, type RunSummary,
 } from "./report.js";
 import { startTarget, type BenchTarget, type ImplName } from "./targets.js";
 import { makeKeyspace, makeSessionPool, type Keyspace, type SessionPool } from "./workload.js";
@@ -46,6 +46,8 @@ interface ImplState {
   bytesPerEntryPrefill: number;
   bytesPerEntryEnd: number;
   prefillRate: number;
+  /** entries stored by load runs beyond the pre-fill (updates of new ids) */
+  added: number;
   runs: Map<number, RunSummary[]>;
 }
 
@@ -55,8 +57,10 @@ export interface ImplResult {
   runs: RunSummary[];
   /** cache files on disk (allocated) per pre-filled entry, right after the pre-fill */
   bytesPerEntry: number;
-  /** the same at the end of all load runs (updates overwrite; about 10 % add entries) */
+  /** the same at the end of all load runs, per entry then cached (pre-fill + updates of new ids) */
   bytesPerEntryEnd: number;
+  /** entries cached at the end */
+  entriesEnd: number;
   prefillRate: number;
 }
 
@@ -79,7 +83,7 @@ async function startAndFill(impl: ImplName, o: BenchOptions, sessions: SessionPo
       + `${(after.allocated / 1048576).toFixed(1)} MiB, ${Math.round(bytesPerEntry)} bytes/entry`);
     return {
       impl, target, label: target.label, keyspace, bytesPerEntryPrefill: bytesPerEntry, bytesPerEntryEnd: 0,
-      prefillRate: pf.entries / pf.seconds, runs: new Map(),
+      prefillRate: pf.entries / pf.seconds, added: 0, runs: new Map(),
     };
   } catch (e) {
     await target.stop();
@@ -93,6 +97,7 @@ async function loadRun(st: ImplState, clients: number, rep: number, o: BenchOpti
     socket: st.target.socket, clients, durationSec: o.durationSec, warmupSec: o.warmupSec, mix: o.mix,
     keyspace: st.keyspace, sessions, seed: o.seed + clients * 101 + rep, daemonPid: () => st.target.daemonPid(),
   });
+  st.added += r.freshUpdates;
   const pid = st.target.daemonPid();
   return summarize(st.impl, st.label, r, pid === undefined ? undefined : procMemory(pid));
 }
@@ -141,7 +146,7 @@ export async function main(argv: string[]): Promise<void> {
       }
     } finally {
       for (const st of states) {
-        st.bytesPerEntryEnd = o.prefill > 0 ? st.target.cacheBytes().allocated / o.prefill : 0;
+        st.bytesPerEntryEnd = st.target.cacheBytes().allocated / Math.max(1, o.prefill + st.added);
         await st.target.stop().catch((e: Error) => log(`${st.label}: stop: ${e.message}`));
       }
     }
@@ -151,6 +156,7 @@ export async function main(argv: string[]): Promise<void> {
         runs: o.clients.filter((c) => st.runs.has(c)).map((c) => medianRun(st.runs.get(c)!)),
         bytesPerEntry: st.bytesPerEntryPrefill,
         bytesPerEntryEnd: st.bytesPerEntryEnd,
+        entriesEnd: o.prefill + st.added,
         prefillRate: st.prefillRate,
       };
     }
@@ -162,11 +168,13 @@ export async function main(argv: string[]): Promise<void> {
         process.stdout.write(`\n${compareTable(results[oursKey]!.runs, results[ref]!.runs)}\n`);
       }
     }
-    process.stdout.write(`\ncache files on disk (allocated) per pre-filled entry, after the pre-fill and at the end; pre-fill rate (16 connections):\n\n`);
+    process.stdout.write(`\ncache files (bytes allocated) per cached entry, after the pre-fill and at the end of the load runs; pre-fill rate (16 connections):\n\n`);
+    const ref = Object.values(results).find((r) => r.label.includes("(btree)"));
     for (const r of Object.values(results)) {
       if (r.bytesPerEntry === 0 && r.bytesPerEntryEnd === 0) continue;
+      const vs = ref && ref !== r ? ` (${fmtRatio(r.bytesPerEntry, ref.bytesPerEntry)} and ${fmtRatio(r.bytesPerEntryEnd, ref.bytesPerEntryEnd)} of btree)` : "";
       process.stdout.write(`- ${r.label}: ${Math.round(r.bytesPerEntry)} bytes/entry after pre-fill, `
-        + `${Math.round(r.bytesPerEntryEnd)} at the end; ${Math.round(r.prefillRate)} updates/s\n`);
+        + `${Math.round(r.bytesPerEntryEnd)} at the end (${fmtInt(r.entriesEnd)} entries)${vs}; ${Math.round(r.prefillRate)} updates/s\n`);
     }
     if (o.plot !== undefined && all.length > 0) {
       await mkdir(dirname(o.plot), { recursive: true });

@@ -4,7 +4,9 @@
  * Owns: the subcommands (install, uninstall; keygen comes with the Redis work),
  *       reading and rewriting the $tlsmgr_service_name/unix line through
  *       `postconf -c DIR -M` / `-Me`, the command path master(8) can run, the
- *       chroot column when chroot cannot be honoured, and what it tells the admin.
+ *       chroot column when chroot cannot be honoured, removing on uninstall
+ *       the LMDB cache files Postfix's tlsmgr cannot open, and what it tells
+ *       the admin.
  * Not here: the daemon (main.ts), the launcher (bin/tlsmgr), chroot itself
  *           (master/privileges.ts).
  * See also: bin/tlsmgr-postfix, postfix/src/master/master_ent.c, master(5), postconf(1)
@@ -15,6 +17,13 @@
  * e.g. ../../../../opt/tlsmgr-ts/bin/tlsmgr, which names bin/tlsmgr whatever
  * the working directory. Its basename stays "tlsmgr", so process_name and the
  * log tag stay postfix/tlsmgr.
+ *
+ * Uninstall removes the session cache files this daemon writes for lmdb:,
+ * btree: and hash: maps (NAME.lmdb and NAME.lmdb-lock): they are in the data
+ * format of the LMDB bundled with npm "lmdb", which Postfix's liblmdb refuses
+ * ("MDB_INVALID: File is not an LMDB file"), leaving Postfix's tlsmgr without
+ * a session cache. Both tlsmgrs empty their caches at start-up, so nothing
+ * is lost. Install needs no such step: this daemon removes them at start.
  */
 
 import { execFileSync } from "node:child_process";
@@ -161,6 +170,47 @@ export function install(configDir: string): void {
   say(`run "postfix${configDir === "/etc/postfix" ? "" : ` -c ${configDir}`} reload" to put it in service`);
 }
 
+/**
+ * Map types this daemon keeps in NAME.lmdb, and that suffix: LMDB_MAP_TYPES and
+ * lmdbFileFor() of cache/backends/lmdb.ts, not imported so that this tool
+ * does not load the lmdb package.
+ */
+const LMDB_MAP_TYPES = ["lmdb", "btree", "hash"];
+const lmdbFileFor = (name: string): string => `${name}.lmdb`;
+
+/** The session cache parameters of tlsmgr(8). */
+const CACHE_PARAMS = ["smtpd_tls_session_cache_database", "smtp_tls_session_cache_database", "lmtp_tls_session_cache_database"];
+
+/** lmdbCacheFiles - the files this daemon keeps for the instance's lmdb:, btree: and hash: caches */
+export function lmdbCacheFiles(configDir: string): string[] {
+  const values = postconf(["-c", configDir, "-xh", "queue_directory", ...CACHE_PARAMS]).split("\n").map((v) => v.trim());
+  const queueDir = values[0] ?? "";
+  const files: string[] = [];
+  for (const value of values.slice(1)) {
+    const colon = value.indexOf(":");
+    if (colon < 0 || !LMDB_MAP_TYPES.includes(value.slice(0, colon))) continue;
+    const name = value.slice(colon + 1);
+    if (name === "") continue;
+    // Postfix's daemons run in queue_directory: a relative name is relative to it
+    const base = lmdbFileFor(path.isAbsolute(name) ? name : path.join(queueDir, name));
+    files.push(base, `${base}-lock`);
+  }
+  return files;
+}
+
+/** removeLmdbCaches - remove those files, saying so (a failure is a warning: caches are disposable) */
+function removeLmdbCaches(configDir: string): void {
+  for (const file of lmdbCacheFiles(configDir)) {
+    if (!existsSync(file)) continue;
+    try {
+      rmSync(file, { force: true });
+      say(`removed ${file}: Postfix's LMDB cannot open this daemon's cache files; its tlsmgr makes new ones`);
+    } catch (err) {
+      msgWarn(`cannot remove ${file}: ${(err as Error).message}: Postfix's tlsmgr may find it unusable`);
+    }
+  }
+}
+
 /** uninstall - give the line back to Postfix's own tlsmgr, keeping the other columns */
 export function uninstall(configDir: string): void {
   const { service } = instanceFacts(configDir);
@@ -183,6 +233,7 @@ export function uninstall(configDir: string): void {
   }
   writeEntry(configDir, entry);
   rmSync(state, { force: true });
+  removeLmdbCaches(configDir);
   say(`${path.join(configDir, "master.cf")}: ${service}/unix runs Postfix's tlsmgr again`);
   say(`  ${formatMasterEntry(entry)}`);
   say(`run "postfix${configDir === "/etc/postfix" ? "" : ` -c ${configDir}`} reload" to put it in service`);

@@ -2,7 +2,8 @@
  * master-tlsmgr-postfix.test.ts - bin/tlsmgr-postfix install / uninstall
  * against temporary copies of /etc/postfix, through the real postconf(1):
  * the command master(8) will run, the columns kept, chroot y -> n when the
- * addon is missing (and back on uninstall), the launcher without PATH.
+ * addon is missing (and back on uninstall), the LMDB cache files uninstall
+ * removes, the launcher without PATH.
  * See also: src/tools/tlsmgr-postfix.ts, bin/tlsmgr-postfix, postfix/src/master/master_ent.c
  */
 import { after, before, test } from "node:test";
@@ -26,12 +27,19 @@ after(() => {
   for (const t of temps) rmSync(t, { recursive: true, force: true });
 });
 
-/** instance - a temporary copy of /etc/postfix's main.cf and master.cf */
+/**
+ * instance - a temporary copy of /etc/postfix's main.cf and master.cf, with
+ * data_directory and queue_directory inside it (uninstall removes cache files
+ * there: never the system's)
+ */
 function instance(): string {
   const dir = mkdtempSync(path.join(tmpdir(), "tlsmgr-pfcfg-"));
   temps.push(dir);
   copyFileSync("/etc/postfix/main.cf", path.join(dir, "main.cf"));
   copyFileSync("/etc/postfix/master.cf", path.join(dir, "master.cf"));
+  mkdirSync(path.join(dir, "data"));
+  mkdirSync(path.join(dir, "queue"));
+  execFileSync("postconf", ["-c", dir, "-e", `data_directory = ${dir}/data`, `queue_directory = ${dir}/queue`]);
   return dir;
 }
 
@@ -109,6 +117,25 @@ test("without the native addon: chroot y becomes n with a message, and uninstall
   assert.equal(u.status, 0, u.stderr);
   assert.match(u.stdout, /chroot column of tlsmgr\/unix set back to y/);
   assert.deepEqual(entry(dir), ["tlsmgr", "unix", "-", "-", "y", "1000?", "1", "tlsmgr"]);
+});
+
+test("uninstall removes this daemon's LMDB cache files (Postfix's LMDB cannot open them), and nothing else", () => {
+  const dir = instance();
+  postconf(dir, "-e", "smtpd_tls_session_cache_database = lmdb:${data_directory}/smtpd_scache",
+    "smtp_tls_session_cache_database = btree:smtp_scache", "lmtp_tls_session_cache_database =");
+  const gone = [path.join(dir, "data", "smtpd_scache.lmdb"), path.join(dir, "data", "smtpd_scache.lmdb-lock"),
+    path.join(dir, "queue", "smtp_scache.lmdb")];
+  const kept = [path.join(dir, "data", "other.lmdb"), path.join(dir, "queue", "smtp_scache.db"), path.join(dir, "data", "prng_exch")];
+  for (const f of [...gone, ...kept]) writeFileSync(f, "x");
+  assert.equal(tool(["install", dir]).status, 0);
+  for (const f of gone) assert.ok(existsSync(f), `install leaves ${f}`);
+  const u = tool(["uninstall", dir]);
+  assert.equal(u.status, 0, u.stderr);
+  for (const f of gone) {
+    assert.ok(!existsSync(f), `${f} removed`);
+    assert.match(u.stdout, new RegExp(`removed ${f.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: `));
+  }
+  for (const f of kept) assert.ok(existsSync(f), `${f} kept`);
 });
 
 test("a non-default tlsmgr_service_name is the line that is rewritten", () => {
