@@ -33,9 +33,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { FatalError, msgFatal, msgWarn, setMsgSinks, setProcessName } from "../log/msg.js";
 import { nativeAvailable, nativeLoadError } from "../native/posix.js";
+import { keygen } from "./keygen.js";
 
 const PROGRAM = "tlsmgr-postfix";
-const USAGE = `usage: ${PROGRAM} install [CONFIG_DIR] | uninstall [CONFIG_DIR]`;
+const USAGE = `usage: ${PROGRAM} install [CONFIG_DIR] | uninstall [CONFIG_DIR] | keygen FILE`;
 
 /** The project root: this file is dist/src/tools/tlsmgr-postfix.js. */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
@@ -243,6 +244,10 @@ export function uninstall(configDir: string): void {
 const COMMANDS: Record<string, (args: string[]) => void> = {
   install: (args) => install(configArg(args)),
   uninstall: (args) => uninstall(configArg(args)),
+  keygen: (args) => {
+    if (args.length !== 1) msgFatal(USAGE);
+    keygen(args[0]!);
+  },
 };
 
 /** configArg - [CONFIG_DIR], else MAIL_CONFIG, else /etc/postfix */

@@ -9,7 +9,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -178,4 +178,22 @@ test("bin/tlsmgr-postfix runs with no PATH at all, using the Node.js recorded in
   const missing = spawnSync(path.join(tree, "bin", "tlsmgr-postfix"), ["install", dir], { env: {}, encoding: "utf8" });
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /^tlsmgr-postfix: fatal: no Node\.js recorded in .*\/build\/node-path: run npm install/);
+});
+
+test("tlsmgr-postfix keygen FILE makes a 0600 secret once and refuses to overwrite it", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "tlsmgr-keygen-"));
+  try {
+    const file = path.join(dir, "wrap");
+    const bin = path.join(ROOT, "bin", "tlsmgr-postfix");
+    const first = spawnSync(bin, ["keygen", file], { encoding: "utf8" });
+    assert.equal(first.status, 0, first.stderr);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    const secret = readFileSync(file);
+    const second = spawnSync(bin, ["keygen", file], { encoding: "utf8" });
+    assert.equal(second.status, 1);
+    assert.match(second.stderr, /fatal: keygen: .* exists: not replacing/);
+    assert.deepEqual(readFileSync(file), secret, "the existing secret is kept");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
