@@ -150,7 +150,7 @@ test("a non-default tlsmgr_service_name is the line that is rewritten", () => {
 test("bad usage and a directory that is not a Postfix configuration: exit 1 with a fatal line", () => {
   const none = tool([]);
   assert.equal(none.status, 1);
-  assert.equal(none.stderr, "tlsmgr-postfix: fatal: usage: tlsmgr-postfix install [CONFIG_DIR] | uninstall [CONFIG_DIR]\n");
+  assert.equal(none.stderr, "tlsmgr-postfix: fatal: usage: tlsmgr-postfix install [CONFIG_DIR] | uninstall [CONFIG_DIR] | keygen FILE\n");
   assert.equal(tool(["frobnicate"]).status, 1);
   assert.equal(tool(["install", "a", "b"]).status, 1);
   const empty = mkdtempSync(path.join(tmpdir(), "tlsmgr-empty-"));
