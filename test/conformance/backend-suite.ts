@@ -308,7 +308,10 @@ export function backendConformance(name: string, openFn: BackendOpenFn, caps: Ba
         const big = Buffer.alloc(2 * 1024 * 1024, 0xa5);
         for (const [i, k] of ODD_KEYS.entries()) b.update(k, Buffer.from(`v${i}`));
         b.update("big", big);
-        b.update("gone", Buffer.from("soon deleted"));
+        // A client waits for each reply before its next request, so the
+        // delete follows a completed update (a Redis Cluster may reorder
+        // writes still in flight across a slot redirect).
+        await b.update("gone", Buffer.from("soon deleted"));
         await b.delete("gone");
         await b.close(); // must wait for the writes above
         const again = await openFn(store, { truncate: false });

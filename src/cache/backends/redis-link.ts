@@ -180,7 +180,11 @@ export class RedisLink {
     }
     this.#upTimer = setTimeout(() => {
       this.#upTimer = undefined;
-      if (performance.now() - this.#lastFailure >= REDIS_RECOVERY_QUIET_MS) this.#up();
+      // Check again rather than give up when it is not quiet long enough yet:
+      // a timer can fire a little early (libuv's loop clock lags), and an
+      // idle link gets no other success to end the outage. While connected,
+      // #up ends the outage or waits again; when not, the next "ready" does.
+      if (this.client.status === "ready") this.#up();
     }, REDIS_RECOVERY_QUIET_MS - quiet + 1);
     this.#upTimer.unref();
   }
