@@ -42,7 +42,7 @@ export function defaultTmp(): string {
 
 const USAGE = "usage: npm run bench -- [--clients 1,8,64] [--duration 10] [--warmup 2] [--prefill 20000]\n"
   + "  [--mix lookup=60,update=25,tktkey=10,seed=5] [--impl ours,postfix] [--session-size 1024-4096] [--seed 1]\n"
-  + "  [--sweep] [--sweep-only] [--sweep-entries 1000000] [--sweep-timeout 120] [--sweep-clients 8]\n"
+  + "  [--sweep] [--sweep-only] [--sweep-entries 1000000] [--sweep-timeout 180] [--sweep-clients 8]\n"
   + "  [--repeat 1] [--tmp DIR] [--json FILE] [--plot FILE] [--sweep-plot FILE] [--cpu-prof DIR]\n"
   + `  implementations: ${IMPLS.join(", ")}`;
 
@@ -51,7 +51,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
   const o: BenchOptions = {
     clients: [1, 8, 64], durationSec: 10, warmupSec: 2, prefill: 20_000, mix: DEFAULT_MIX,
     impls: ["ours", "postfix"], sessionMin: 1024, sessionMax: 4096, seed: 1,
-    sweep: false, sweepOnly: false, sweepEntries: 1_000_000, sweepTimeout: 120, sweepClients: 8,
+    sweep: false, sweepOnly: false, sweepEntries: 1_000_000, sweepTimeout: 180, sweepClients: 8,
     repeat: 1, tmp: defaultTmp(), json: undefined, plot: undefined, sweepPlot: undefined, cpuProf: undefined,
   };
   const num = (name: string, v: string | undefined, min: number, max: number): number => {

@@ -12,7 +12,7 @@
  * Usage: npm run bench -- [--clients 1,8,64] [--duration 10] [--warmup 2]
  *   [--prefill 20000] [--mix lookup=60,update=25,tktkey=10,seed=5]
  *   [--impl ours,postfix] [--session-size 1024-4096] [--seed 1]
- *   [--sweep] [--sweep-only] [--sweep-entries 1000000] [--sweep-timeout 120]
+ *   [--sweep] [--sweep-only] [--sweep-entries 1000000] [--sweep-timeout 180]
  *   [--sweep-clients 8] [--repeat 1] [--tmp DIR] [--json FILE] [--plot FILE]
  *   [--sweep-plot FILE] [--cpu-prof DIR]
  * Every run is bounded in time; only unix sockets (and Postfix's loopback
@@ -202,7 +202,7 @@ export async function main(argv: string[]): Promise<void> {
       await mkdir(dirname(o.sweepPlot), { recursive: true });
       await writeFile(o.sweepPlot, plotSweep(
         sweeps.map((s) => ({ label: s.label, points: s.series, sweepFrom: 0, ...(s.sweepTo !== undefined ? { sweepTo: s.sweepTo } : {}) })),
-        `${o.sweepEntries} entries, half expired, ${o.sweepClients} clients; time 0 = sweep start`,
+        `${o.sweepEntries} entries, half expired, ${o.sweepClients} clients, time 0 = sweep start`,
       ));
       log(`sweep plot written to ${o.sweepPlot}`);
     }

@@ -10,16 +10,20 @@
  * See also: postfix/src/tlsmgr/tlsmgr.c (tlsmgr_cache_run_event, tlsmgr_loop),
  *           src/cache/scache.ts, docs/benchmarks.md
  *
- * Timeline, T = the session cache timeout (at least 120 s, the minimum
- * Postfix allows), t0 = the daemon's start (its first sweep, of an empty
- * cache, runs then; the next ones at t0 + T, t0 + 2T, ...):
- *   [t0, t0+T)    store the "old" half: it is expired at the sweep at t0 + 2T
+ * Timeline, T = the session cache timeout (default 180 s; Postfix's minimum
+ * is 120 s), t0 = the daemon's start (its first sweep, of an empty cache,
+ * runs then; the next ones at t0 + T, t0 + 2T, ...):
+ *   t0            store 5,000 throw-away entries to estimate the fill rate
+ *   .. t0+T-10 s  store the "old" half, finishing 10 s before t0 + T: it is
+ *                 expired at the sweep at t0 + 2T, and not before the sweep
+ *                 at t0 + T has had T - (fill time) seconds to walk it
  *   (t0+T, ...)   store the "fresh" half (the sweep at t0 + T walks the old
  *                 half meanwhile and deletes nothing), wait until the daemon
  *                 is idle (that sweep has ended), then measure the load with
  *                 no sweep running (the baseline)
- *   t0+2T - 5 s   apply the same load until the sweep at t0 + 2T has ended
- *                 (+ 5 s), measuring per 250 ms
+ *   t0+2T - 6 s   check that a sample of 200 old entries is still there,
+ *                 then apply the same load until the sweep at t0 + 2T has
+ *                 ended (+ 5 s), measuring per 250 ms
  * Start and end of a sweep are seen with probe entries: the old half holds
  * PROBES ids that sort before every other id and PROBES that sort after
  * every other id, in both caches. Each 250 ms the benchmark deletes one
@@ -45,6 +49,12 @@ const PROBES = 2000;
 const PROBE_MS = 250;
 /** Seconds of load without a sweep. */
 const BASELINE_SEC = 10;
+/** Throw-away entries stored first to estimate the fill rate. */
+const CALIBRATION = 5000;
+/** Seconds between the end of storing the old half and t0 + T. */
+const OLD_MARGIN_SEC = 10;
+/** Old entries checked (deleted: 0 = present) just before the sweep at t0 + 2T. */
+const OLD_CHECK = 200;
 
 export interface SweepOptions {
   entries: number;
@@ -191,14 +201,29 @@ export async function runSweepBench(impl: ImplName, o: SweepOptions): Promise<Sw
     );
     const sessions = makeSessionPool(512, o.sessionMin, o.sessionMax, o.seed);
 
-    // [t0, t0+T): the old half
+    // Calibrate the fill rate with throw-away entries (they join the expired ones).
+    const calib = makeKeyspace(CALIBRATION, o.seed + 99);
+    const cal = await prefill(target.socket, calib, 0, CALIBRATION, sessions, 16, o.seed + 2);
+    const estSec = (oldKs.ids.length / (cal.entries / cal.seconds)) * 1.3 + 2;
+    // The old half is stored as late as possible before t0+T, so that it expires only after the
+    // sweep at t0+T has had T - fill seconds to walk the cache (it must not delete old entries).
+    const oldFrom = at(T) - OLD_MARGIN_SEC * 1000 - estSec * 1000;
+    if (oldFrom < Date.now()) {
+      notes.push(`storing the old half (estimated ${estSec.toFixed(0)} s) starts at once: T = ${T} s is short for it`);
+    }
+    await sleep(Math.max(0, oldFrom - Date.now()));
     const fillOld = await prefill(target.socket, oldKs, 0, oldKs.ids.length, sessions, 16, o.seed);
+    const oldDone = Date.now();
     const fillRate = fillOld.entries / fillOld.seconds;
-    o.log(`${target.label} sweep: stored ${fillOld.entries} old entries in ${fillOld.seconds.toFixed(1)} s (${Math.round(fillRate)}/s)`);
-    if (Date.now() >= at(T) - 1000) {
-      throw new Error(`storing the old half took until ${((Date.now() - t0) / 1000).toFixed(0)} s, past the timeout `
+    const oldStart = oldDone - fillOld.seconds * 1000;
+    o.log(`${target.label} sweep: stored ${fillOld.entries} old entries in ${fillOld.seconds.toFixed(1)} s (${Math.round(fillRate)}/s), `
+      + `${((oldStart - t0) / 1000).toFixed(0)} to ${((oldDone - t0) / 1000).toFixed(0)} s after the daemon started`);
+    if (oldDone >= at(T) - 500) {
+      throw new Error(`storing the old half took until ${((oldDone - t0) / 1000).toFixed(0)} s, past the timeout `
         + `${T} s: use a larger --sweep-timeout (or fewer --sweep-entries)`);
     }
+    // the first old entry expires here: the sweep at t0+T must be over by then
+    const firstExpiry = oldStart + T * 1000;
 
     // (t0+T, ...): the fresh half, after the sweep at t0+T has started
     await sleep(at(T) + 1000 - Date.now());
@@ -217,8 +242,9 @@ export async function runSweepBench(impl: ImplName, o: SweepOptions): Promise<Sw
       if (now - prev < 0.05) break;
       prev = now;
       idleSince = Date.now();
-      if (Date.now() > at(2 * T) - (BASELINE_SEC + 8) * 1000) {
-        notes.push("the sweep at t0+T was still running when the baseline had to start");
+      if (Date.now() > Math.min(firstExpiry, at(2 * T) - (BASELINE_SEC + 8) * 1000)) {
+        notes.push("the sweep at t0+T was still running when the old half began to expire or the baseline had to start: "
+          + "use a larger --sweep-timeout");
         break;
       }
     }
@@ -241,9 +267,18 @@ export async function runSweepBench(impl: ImplName, o: SweepOptions): Promise<Sw
     o.log(`${target.label} sweep: baseline ${fmtInt(baseline.reqPerSec)} req/s, p99 ${fmtUs(baseline.p99us)}`);
 
     // the load across the sweep at t0+2T, with probes
-    await sleep(Math.max(0, at(2 * T) - 5000 - Date.now()));
+    await sleep(Math.max(0, at(2 * T) - 6000 - Date.now()));
     const [probeConn] = await openConnections(target.socket, 1);
     await currentTicketKeyName(probeConn!); // the connection works
+    // the old half must still be there (not deleted by the sweep at t0+T): delete a sample of it
+    let present = 0;
+    for (let i = 0; i < OLD_CHECK; i++) {
+      const idx = 2 * PROBES + Math.floor(((i + 0.5) * half) / OLD_CHECK); // bulk entries of the old half
+      const r = await oneRequest(probeConn!, "delete", deleteRequest(oldKs.types[idx]!, oldKs.ids[idx]!), 30_000);
+      if (r.status === 0) present++;
+    }
+    o.log(`${target.label} sweep: ${present} of ${OLD_CHECK} sampled old entries present before the sweep at t0+2T`);
+    if (present < OLD_CHECK) notes.push(`only ${present} of ${OLD_CHECK} sampled old entries were present before the sweep at t0+2T`);
     const lows = { smtpd: probeIds("smtpd", "low"), smtp: probeIds("smtp", "low") };
     const highs = { smtpd: probeIds("smtpd", "high").reverse(), smtp: probeIds("smtp", "high").reverse() };
     const startedAt: Partial<Record<BenchCacheType, number>> = {};

@@ -15,8 +15,9 @@
  *         returns on the same port cross-host resumption works again with
  *         the same daemons;
  *       - tlsmgr_ticket_key_database = /path: after kill -9 of our daemon
- *         and a restart, a ticket issued by one smtpd process resumes on a
- *         newly started one; with keys in memory (Postfix's way) it does not.
+ *         and a restart (by this test, not by master), a ticket issued by
+ *         one smtpd process resumes on a newly started one; with keys in
+ *         memory (Postfix's way) it does not.
  * Not here: two daemons without Postfix (test/integration/redis-daemons.test.ts),
  *           the key race, Cluster, auth and TLS to Redis (test/integration/redis-*.test.ts),
  *           our daemon under master(8) (under-master.test.ts).
@@ -53,10 +54,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import {
   createPostfixInstance, postfixSkipReason, sessionTicketKeyName, type PostfixInstance,
 } from "../helpers/postfix-instance.js";
-import { startDaemon, tlsmgrTktkey, type RunningDaemon } from "../helpers/daemon.js";
+import { REPO_ROOT, startDaemon, tlsmgrTktkey, type RunningDaemon } from "../helpers/daemon.js";
 import { REDIS_CLI, startRedisServer, writeRedisTable, type RedisServerHandle } from "../helpers/redis-server.js";
 import { opensslHandshake, type HandshakeResult } from "../helpers/openssl-probe.js";
-import { keygen } from "../../src/tools/keygen.js";
 
 const skip = postfixSkipReason();
 
@@ -81,10 +81,17 @@ async function nameSmtpdService(pf: PostfixInstance): Promise<void> {
   await writeFile(file, lines.join("\n"));
 }
 
+/** What a test must clean up, filled as things start. */
+interface Started {
+  instances: PostfixInstance[];
+  daemons: RunningDaemon[];
+}
+
 // farmHost - a Postfix instance with the farm's tables, started, and our daemon on its private/tlsmgr
 async function farmHost(name: string, redis: RedisServerHandle, wrapFile: string,
-  relayhost: (pf: PostfixInstance) => string): Promise<FarmHost> {
+  relayhost: (pf: PostfixInstance) => string, started: Started): Promise<FarmHost> {
   const pf = await createPostfixInstance({ tlsmgr: "none" });
+  started.instances.push(pf);
   const table = (t: string) => join(pf.configDir, t);
   const servers = `${redis.host}:${redis.port}`;
   await writeRedisTable(table("smtpd-redis.cf"), { servers, keyPrefix: "farm:smtpd:", timeout: "1s" });
@@ -98,6 +105,7 @@ async function farmHost(name: string, redis: RedisServerHandle, wrapFile: string
     `relayhost = ${relayhost(pf)}`);
   await pf.start();
   const daemon = await startDaemon({ configDir: pf.configDir });
+  started.daemons.push(daemon);
   return { name, pf, daemon, port: pf.smtpdPort };
 }
 
@@ -142,23 +150,24 @@ test("an MX farm: two Postfix hosts, each with our tlsmgr, on one redis-server",
   const dir = await mkdtemp(join(tmpdir(), "tlsmgr-farm-"));
   let redis: RedisServerHandle | undefined;
   const hosts: FarmHost[] = [];
+  const started: Started = { instances: [], daemons: [] };
   t.after(async () => {
-    for (const h of hosts) await h.daemon.stop();
-    for (const h of hosts) await h.pf.destroy();
+    for (const d of started.daemons) await d.stop();
+    for (const pf of started.instances) await pf.destroy();
     await redis?.stop();
     await rm(dir, { recursive: true, force: true });
   });
 
   redis = await startRedisServer();
-  // the key wrap secret every host of the farm shares (tlsmgr-postfix keygen FILE)
+  // the key wrap secret every host of the farm shares, made as an administrator would
   const wrapFile = join(dir, "key-wrap");
-  keygen(wrapFile);
+  execFileSync(join(REPO_ROOT, "bin", "tlsmgr-postfix"), ["keygen", wrapFile], { stdio: "pipe" });
   assert.equal((await stat(wrapFile)).mode & 0o777, 0o600);
 
-  const a = await farmHost("A", redis, wrapFile, (pf) => `[127.0.0.1]:${pf.smtpdPort2}`);
+  const a = await farmHost("A", redis, wrapFile, (pf) => `[127.0.0.1]:${pf.smtpdPort2}`, started);
   hosts.push(a);
   // B relays to the same destination as A: A's second smtpd ("other.test", discards)
-  const b = await farmHost("B", redis, wrapFile, () => `[127.0.0.1]:${a.pf.smtpdPort2}`);
+  const b = await farmHost("B", redis, wrapFile, () => `[127.0.0.1]:${a.pf.smtpdPort2}`, started);
   hosts.push(b);
   const r = redis;
 
@@ -363,7 +372,7 @@ test("ticket keys in a file survive kill -9 of our tlsmgr; in memory (Postfix's 
     assert.equal(d.proc.signalCode, "SIGKILL");
     return startDaemon({ configDir: pf.configDir });
   };
-  // smtpdPid - the pid of the smtpd that logged for host label (first field after the time)
+  // smtpdPids - the pids of the smtpd processes that logged under host label (the maillog field after the time)
   const smtpdPids = async (label: string): Promise<Set<string>> => {
     const re = new RegExp(` ${label} postfix/smtpd\\[(\\d+)\\]: `);
     return new Set((await pf.logText()).split("\n").map((l) => re.exec(l)?.[1]).filter((p): p is string => p !== undefined));
