@@ -6,7 +6,7 @@
  *       "Mmm dd hh:mm:ss HOST TAG[pid]: [severity: ]text" (strftime "%b %d %H:%M:%S",
  *       HOST = first label of myhostname), no newline, one datagram to
  *       $queue_directory/public/$postlog_service_name, text cut to 2000 characters.
- * Not here: choosing this sink (log/setup.ts), the socket calls (native/posix.ts).
+ * Not here: choosing this sink (log/setup.ts), the socket (log/dgram-socket.ts).
  * See also: postfix/src/util/msg_logger.c, postfix/src/global/maillog_client.c,
  *           postfix/src/postlogd/postlogd.c
  *
@@ -18,7 +18,7 @@
 
 import type { MsgLevel, MsgSink } from "./msg.js";
 import { logText } from "./syslog-sink.js";
-import { closeFd, unixDgramSend, unixDgramSocket } from "../native/posix.js";
+import { logDgramSocket } from "./dgram-socket.js";
 
 /** MSG_LOGGER_RECLEN */
 export const MSG_LOGGER_RECLEN = 2000;
@@ -77,39 +77,23 @@ export interface PostlogSink extends MsgSink {
 /** postlogSink - open the datagram socket now (before any chroot) and send each line */
 export function postlogSink(opts: PostlogSinkOptions): PostlogSink {
   let path = opts.path;
-  let fd = unixDgramSocket();
-  let dropped = 0;
+  const sock = logDgramSocket();
   return {
     get path() {
       return path;
     },
     get dropped() {
-      return dropped;
+      return sock.dropped;
     },
     write(level, text) {
-      if (fd < 0) return;
-      const data = Buffer.from(
-        postlogFormat({ hostname: opts.hostname, tag: opts.tag, pid: process.pid, level, text, date: new Date() }),
-      );
-      try {
-        unixDgramSend(fd, path, data);
-      } catch {
-        dropped++; // ENOENT, ECONNREFUSED (postlogd absent), EAGAIN (queue full): drop the line
-      }
+      const line = postlogFormat({ hostname: opts.hostname, tag: opts.tag, pid: process.pid, level, text, date: new Date() });
+      sock.send(path, line);
     },
     rebase(root: string) {
       path = rebasePath(path, root);
     },
     close() {
-      if (fd >= 0) {
-        const old = fd;
-        fd = -1;
-        try {
-          closeFd(old);
-        } catch {
-          /* already closed */
-        }
-      }
+      sock.close();
     },
   };
 }

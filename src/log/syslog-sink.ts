@@ -4,7 +4,7 @@
  *       format of the C library's syslog(3) (what Postfix's msg_syslog uses):
  *       "<PRI>Mmm dd hh:mm:ss TAG[pid]: [severity: ]text", one datagram to
  *       /dev/log, text cut to 2000 characters as MSG_SYSLOG_RECLEN.
- * Not here: choosing this sink (log/setup.ts), the socket calls (native/posix.ts).
+ * Not here: choosing this sink (log/setup.ts), the socket (log/dgram-socket.ts).
  * See also: postfix/src/util/msg_syslog.c, glibc misc/syslog.c
  *
  * The socket is non-blocking: when syslogd is slow or absent a line is dropped
@@ -14,7 +14,7 @@
  */
 
 import type { MsgLevel, MsgSink } from "./msg.js";
-import { closeFd, unixDgramSend, unixDgramSocket } from "../native/posix.js";
+import { logDgramSocket } from "./dgram-socket.js";
 
 export const SYSLOG_PATH = "/dev/log";
 
@@ -113,34 +113,18 @@ export interface SyslogSink extends MsgSink {
 /** syslogSink - open the datagram socket now (before any chroot) and send each line */
 export function syslogSink(opts: SyslogSinkOptions): SyslogSink {
   const path = opts.path ?? SYSLOG_PATH;
-  let fd = unixDgramSocket();
-  let dropped = 0;
+  const sock = logDgramSocket();
   return {
     path,
     get dropped() {
-      return dropped;
+      return sock.dropped;
     },
     write(level, text) {
-      if (fd < 0) return;
-      const data = Buffer.from(
-        syslogFormat({ facility: opts.facility, level, tag: opts.tag, pid: process.pid, text, date: new Date() }),
-      );
-      try {
-        unixDgramSend(fd, path, data);
-      } catch {
-        dropped++; // ENOENT, ECONNREFUSED (no syslogd), EAGAIN (queue full): drop the line
-      }
+      const line = syslogFormat({ facility: opts.facility, level, tag: opts.tag, pid: process.pid, text, date: new Date() });
+      sock.send(path, line);
     },
     close() {
-      if (fd >= 0) {
-        const old = fd;
-        fd = -1;
-        try {
-          closeFd(old);
-        } catch {
-          /* already closed */
-        }
-      }
+      sock.close();
     },
   };
 }

@@ -18,6 +18,7 @@ import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { exitHook } from "./exit-hook.js";
 
 /** The repository root (this file is dist/test/helpers/daemon.js once built). */
 export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -53,22 +54,13 @@ export interface RunningDaemon {
 }
 
 const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
 
 // installExitHook - kill daemons a test left behind
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // a test process ended by a signal still runs the exit hook
-  for (const sig of ["SIGINT", "SIGTERM"] as const) {
-    if (process.listenerCount(sig) === 0) process.once(sig, () => process.exit(sig === "SIGINT" ? 130 : 143));
+const installExitHook = exitHook(() => {
+  for (const p of running) {
+    if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
   }
-  process.on("exit", () => {
-    for (const p of running) {
-      if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
-    }
-  });
-}
+});
 
 // socketFromConfig - $queue_directory/private/$tlsmgr_service_name of that configuration
 function socketFromConfig(configDir: string): string {

@@ -4,8 +4,8 @@
  *                    ticket setting, saving or offering a session file.
  * Owns: the s_client argument list, QUIT after the handshake summary, and
  *       reading "New"/"Reused" and the protocol from its output.
- * Not here: the 127.0.0.1-only probe of a single instance
- *           (postfix-instance.ts opensslResumes, which this generalises);
+ * Not here: the save-then-resume probe of one instance
+ *           (postfix-instance.ts opensslResumes, built on this);
  *           Postfix instances themselves.
  * See also: openssl-s_client(1), test/postfix/redis-farm.test.ts
  */

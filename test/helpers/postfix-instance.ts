@@ -4,7 +4,8 @@
  * Owns: the instance layout (config, queue and data directories, maillog),
  *       main.cf and master.cf generation (chroot off, smtpd on two free
  *       loopback ports, the second one discarding), start/stop/reload,
- *       sendmail, maillog polling, and the openssl s_client resumption probe.
+ *       sendmail, maillog polling, and the openssl s_client resumption probe
+ *       (opensslResumes, over openssl-probe.ts opensslHandshake).
  * Not here: starting our daemon (test/helpers/daemon.ts); installing Postfix
  *           (scripts/ensure-system-deps.sh).
  * See also: /work/shared/docs/postfix-test-instance.md, test/postfix/*.test.ts
@@ -14,13 +15,15 @@
  * stopped and removed by an exit hook.
  */
 
-import { execFile, execFileSync, spawn } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { exitHook } from "./exit-hook.js";
+import { opensslHandshake } from "./openssl-probe.js";
 
 export interface PostfixInstance {
   /** The temporary directory that holds everything below. */
@@ -245,31 +248,22 @@ function mainCfText(p: { dir: string; queueDir: string; dataDir: string; maillog
 }
 
 const live = new Set<{ configDir: string; queueDir: string; dir: string }>();
-let exitHookInstalled = false;
 
 // installExitHook - stop and remove instances a test left behind
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // a test process ended by a signal still runs the exit hook
-  for (const sig of ["SIGINT", "SIGTERM"] as const) {
-    if (process.listenerCount(sig) === 0) process.once(sig, () => process.exit(sig === "SIGINT" ? 130 : 143));
-  }
-  process.on("exit", () => {
-    for (const inst of live) {
-      const pid = masterPid(inst.queueDir);
-      if (pid !== undefined && pidAlive(pid)) {
-        try {
-          execFileSync("postfix", ["-c", inst.configDir, "abort"],
-            { stdio: "ignore", env: { ...process.env, PATH: `${SBIN_PATH}:${process.env["PATH"] ?? ""}` } });
-        } catch {
-          try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
-        }
+const installExitHook = exitHook(() => {
+  for (const inst of live) {
+    const pid = masterPid(inst.queueDir);
+    if (pid !== undefined && pidAlive(pid)) {
+      try {
+        execFileSync("postfix", ["-c", inst.configDir, "abort"],
+          { stdio: "ignore", env: { ...process.env, PATH: `${SBIN_PATH}:${process.env["PATH"] ?? ""}` } });
+      } catch {
+        try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
       }
-      try { rmSync(inst.dir, { recursive: true, force: true }); } catch { /* best effort */ }
     }
-  });
-}
+    try { rmSync(inst.dir, { recursive: true, force: true }); } catch { /* best effort */ }
+  }
+});
 
 /**
  * createPostfixInstance - lay out a private instance (not started).
@@ -425,8 +419,7 @@ export interface OpensslResult {
  *   sessFile; with port2 it then tries to resume that session on port2 with
  *   -sess_in and returns that second result.
  * With sessIn: one handshake on port with -sess_in sessFile.
- * QUIT is sent once the handshake summary is out; stdin stays open until the
- * server has closed so that TLS 1.3 tickets are read before s_client exits.
+ * Each handshake is opensslHandshake (openssl-probe.ts) with its defaults.
  */
 export async function opensslResumes(port: number, sessFile: string,
   opts: { sessIn?: boolean; port2?: number } = {}): Promise<OpensslResult> {
@@ -434,37 +427,8 @@ export async function opensslResumes(port: number, sessFile: string,
     await opensslResumes(port, sessFile, {});
     return opensslResumes(opts.port2, sessFile, { sessIn: true });
   }
-  const args = ["s_client", "-starttls", "smtp", "-connect", `127.0.0.1:${port}`,
-    "-servername", "mx.test", "-nocommands", opts.sessIn === true ? "-sess_in" : "-sess_out", sessFile];
-  return new Promise((resolve, reject) => {
-    const child = spawn("openssl", args, { stdio: ["pipe", "pipe", "pipe"] });
-    let output = "";
-    let quitSent = false;
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`openssl ${args.join(" ")}: no end within 30 s; output:\n${output}`));
-    }, 30_000);
-    const onData = (d: Buffer): void => {
-      output += d.toString("latin1");
-      if (!quitSent && /^(New|Reused),/m.test(output)) {
-        quitSent = true;
-        child.stdin.write("QUIT\r\n");
-      }
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-    child.stdin.on("error", () => { /* s_client gone first */ });
-    child.on("error", (e) => { clearTimeout(timer); reject(e); });
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      child.stdin.destroy();
-      if (!/^(New|Reused),/m.test(output)) {
-        reject(new Error(`openssl ${args.join(" ")}: no TLS handshake (exit ${code}); output:\n${output}`));
-        return;
-      }
-      resolve({ reused: /^Reused,/m.test(output), output });
-    });
-  });
+  const r = await opensslHandshake(opts.sessIn === true ? { port, sessIn: sessFile } : { port, sessOut: sessFile });
+  return { reused: r.reused, output: r.output };
 }
 
 /**

@@ -6,43 +6,34 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
-import { tmpdir } from "node:os";
 import path from "node:path";
-import { after, afterEach, before, beforeEach, test } from "node:test";
+import { afterEach, beforeEach, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { FatalError, getMsgSinks, setMsgSinks, type MsgSink } from "../../src/log/msg.js";
+import { FatalError } from "../../src/log/msg.js";
 import { PrngPool, type PrngPoolConfig, type PrngPoolOptions } from "../../src/prng/pool.js";
 import type { Timers } from "../../src/prng/schedule.js";
 import { manualClock } from "../../src/util/clock.js";
 import { EgdServer } from "../helpers/egd-server.js";
+import { captureMsgsEach } from "../helpers/msg-capture.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 const distRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 
-let dir = "";
+const dir = tempDir("prng-pool-");
 let exch = "";
-let lines: string[] = [];
-let savedSinks: MsgSink[] = [];
 const pools: PrngPool[] = [];
 
-before(() => {
-  dir = mkdtempSync(path.join(tmpdir(), "prng-pool-"));
-});
-after(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
 beforeEach(() => {
   exch = path.join(dir, `prng_exch.${randomBytes(4).toString("hex")}`);
-  lines = [];
-  savedSinks = getMsgSinks();
-  setMsgSinks([{ write: (level, text) => lines.push(`${level}: ${text}`) }]);
 });
 afterEach(async () => {
   for (const p of pools.splice(0)) await p.close();
-  setMsgSinks(savedSinks);
 });
+// after the hook above: pools close while their lines are still captured
+const lines = captureMsgsEach();
 
 function cfg(over: Partial<PrngPoolConfig> = {}): PrngPoolConfig {
   return {

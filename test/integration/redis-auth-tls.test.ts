@@ -8,33 +8,19 @@
  */
 
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, afterEach, before, beforeEach, describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import { redisOpen, type RedisBackend } from "../../src/cache/backends/redis.js";
-import { getMsgSinks, setMsgSinks, type MsgSink } from "../../src/log/msg.js";
+import { captureMsgsEach } from "../helpers/msg-capture.js";
 import { makeTestCerts, startRedisServer, writeRedisTable, type RedisServerHandle, type TestCerts } from "../helpers/redis-server.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 const PASSWORD = "pw-9f1c-secret";
 
-let dir = "";
-let lines: string[] = [];
-let saved: MsgSink[] = [];
+const dir = tempDir("tlsmgr-redis-auth-");
+const lines = captureMsgsEach();
 let serial = 0;
-
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), "tlsmgr-redis-auth-"));
-});
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-beforeEach(() => {
-  lines = [];
-  saved = getMsgSinks();
-  setMsgSinks([{ write: (level, text) => lines.push(`${level}: ${text}`) }]);
-});
-afterEach(() => setMsgSinks(saved));
 
 /** works - one update and lookup through the backend succeed. */
 async function works(b: RedisBackend): Promise<boolean> {
@@ -96,7 +82,7 @@ describe("redis password and ACL user", () => {
     const wrong = join(dir, "wrong-password");
     await writeFile(wrong, "not-it\n", { mode: 0o600 });
     for (const o of [{}, { passwordFile: wrong }]) {
-      lines = [];
+      lines.length = 0;
       const b = await open({ servers: `127.0.0.1:${server.port}`, ...o });
       try {
         assert.ok(await refused(b));
@@ -139,7 +125,7 @@ describe("redis over TLS", () => {
 
   it("refuses a server certificate from another CA, and plain text to a TLS port: misses, one warning", async () => {
     for (const extra of [`tls = yes\ntls_ca_file = ${otherCa}`, "tls = no"]) {
-      lines = [];
+      lines.length = 0;
       const b = await open({ servers: `127.0.0.1:${server.port}`, extra });
       try {
         assert.ok(await refused(b), extra);

@@ -15,36 +15,21 @@
  */
 
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import { after, afterEach, before, beforeEach, describe, it, type TestContext } from "node:test";
+import { after, before, describe, it, type TestContext } from "node:test";
 import "../../src/cache/backends/redis.js";
 import { scacheOpen, type SessionCache } from "../../src/cache/scache.js";
-import { getMsgSinks, setMsgSinks, type MsgSink } from "../../src/log/msg.js";
+import { captureMsgsEach } from "../helpers/msg-capture.js";
 import { startRedisServer, writeRedisTable, type RedisServerHandle } from "../helpers/redis-server.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 const HANG_MS = 3000;
 const WORKERS = 16;
 
-let dir = "";
-let lines: string[] = [];
-let saved: MsgSink[] = [];
-
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), "tlsmgr-redis-degr-"));
-});
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-beforeEach(() => {
-  lines = [];
-  saved = getMsgSinks();
-  setMsgSinks([{ write: (level, text) => lines.push(`${level}: ${text}`) }]);
-});
-afterEach(() => setMsgSinks(saved));
+const dir = tempDir("tlsmgr-redis-degr-");
+const lines = captureMsgsEach();
 
 interface Op {
   kind: "update" | "lookup";

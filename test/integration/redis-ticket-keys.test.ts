@@ -13,13 +13,14 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, afterEach, before, beforeEach, describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import { openTicketKeySource } from "../../src/tickets/key-source.js";
 import { RedisTicketKeys, FALLBACK_TOUT_MAX, ticketEpochLength } from "../../src/tickets/redis-keys.js";
 import type { TicketKey, TicketKeySource } from "../../src/tickets/ticket-keys.js";
 import { keygen } from "../../src/tools/keygen.js";
-import { FatalError, getMsgSinks, setMsgSinks, type MsgSink } from "../../src/log/msg.js";
+import { FatalError } from "../../src/log/msg.js";
 import { manualClock } from "../../src/util/clock.js";
+import { captureMsgsEach } from "../helpers/msg-capture.js";
 import { startRedisCluster, startRedisServer, writeRedisTable, type RedisServerHandle } from "../helpers/redis-server.js";
 
 const T = 3600;
@@ -30,8 +31,6 @@ let dir = "";
 let server: RedisServerHandle;
 let wrapFile = "";
 let serial = 0;
-let lines: string[] = [];
-let saved: MsgSink[] = [];
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "tlsmgr-redis-keys-"));
@@ -43,12 +42,7 @@ after(async () => {
   await server?.stop();
   await rm(dir, { recursive: true, force: true });
 });
-beforeEach(() => {
-  lines = [];
-  saved = getMsgSinks();
-  setMsgSinks([{ write: (level, text) => lines.push(`${level}: ${text}`) }]);
-});
-afterEach(() => setMsgSinks(saved));
+const lines = captureMsgsEach();
 
 /** host - a key source with its own table file (so its own connection) and clock. */
 async function host(prefix: string, start: number, extra: { wrap?: string; timeout?: string } = {}) {

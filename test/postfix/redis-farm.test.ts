@@ -378,6 +378,16 @@ test("ticket keys in a file survive kill -9 of our tlsmgr; in memory (Postfix's 
     return new Set((await pf.logText()).split("\n").map((l) => re.exec(l)?.[1]).filter((p): p is string => p !== undefined));
   };
   const mainHost = (await pf.postconf("-h", "myhostname")).trim().split(".")[0]!;
+  // ticketThenRestart - a TLS 1.3 session with a ticket saved to sess, then kill -9 and restart of
+  // our daemon (kept in daemon); the ticket's key name and the restarted daemon's current key
+  const ticketThenRestart = async (sess: string) => {
+    const first = await opensslHandshake({ port: pf.smtpdPort, sessOut: sess, tls: "1.3" });
+    assert.equal(first.reused, false, first.output);
+    const name = await sessionTicketKeyName(sess);
+    assert.ok(name !== undefined, "the session carries a ticket");
+    daemon = await killAndRestart(daemon!);
+    return { name, current: await tlsmgrTktkey(daemon.socket) };
+  };
 
   await t.test("file keys: a ticket from one smtpd process resumes on another started after kill -9 and restart", async () => {
     await pf.postconf("-e", `tlsmgr_ticket_key_database = ${keyFile}`);
@@ -386,13 +396,7 @@ test("ticket keys in a file survive kill -9 of our tlsmgr; in memory (Postfix's 
     assert.equal((await stat(keyFile)).mode & 0o777, 0o600);
 
     const sess = join(pf.dir, "file-keys.pem");
-    const first = await opensslHandshake({ port: pf.smtpdPort, sessOut: sess, tls: "1.3" });
-    assert.equal(first.reused, false, first.output);
-    const name = await sessionTicketKeyName(sess);
-    assert.ok(name !== undefined, "the session carries a ticket");
-
-    daemon = await killAndRestart(daemon);
-    const current = await tlsmgrTktkey(daemon.socket);
+    const { name, current } = await ticketThenRestart(sess);
     assert.equal(current.status, 0);
     assert.equal(current.keybuf.subarray(0, 16).toString("hex"), name, "the restarted daemon has the key from the file");
 
@@ -416,13 +420,7 @@ test("ticket keys in a file survive kill -9 of our tlsmgr; in memory (Postfix's 
     daemon = await startDaemon({ configDir: pf.configDir });
 
     const sess = join(pf.dir, "memory-keys.pem");
-    const first = await opensslHandshake({ port: pf.smtpdPort, sessOut: sess, tls: "1.3" });
-    assert.equal(first.reused, false, first.output);
-    const name = await sessionTicketKeyName(sess);
-    assert.ok(name !== undefined, "the session carries a ticket");
-
-    daemon = await killAndRestart(daemon);
-    const current = await tlsmgrTktkey(daemon.socket);
+    const { name, current } = await ticketThenRestart(sess);
     assert.notEqual(current.keybuf.subarray(0, 16).toString("hex"), name, "the restarted daemon made a new key");
 
     // deterministic: the new smtpd process has no keys of its own, and the new daemon has lost the ticket's key

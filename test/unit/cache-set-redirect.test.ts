@@ -5,10 +5,9 @@
  */
 
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, afterEach, before, beforeEach, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import {
   dataRedirectFile,
   dataRedirectMap,
@@ -16,24 +15,13 @@ import {
   passwdUid,
   type DataRedirectEnv,
 } from "../../src/cache/data-redirect.js";
-import { getMsgSinks, setMsgSinks, type MsgSink } from "../../src/log/msg.js";
+import { captureMsgsEach } from "../helpers/msg-capture.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
-let lines: string[] = [];
-let savedSinks: MsgSink[] = [];
-beforeEach(() => {
-  lines = [];
-  savedSinks = getMsgSinks();
-  setMsgSinks([{ write: (level, text) => lines.push(`${level}: ${text}`) }]);
-});
-afterEach(() => setMsgSinks(savedSinks));
-
-let tmp = "";
+const lines = captureMsgsEach();
+const tmp = tempDir("tlsmgr-redirect-");
 before(async () => {
-  tmp = await mkdtemp(join(tmpdir(), "tlsmgr-redirect-"));
   await mkdir(join(tmp, "mine"));
-});
-after(async () => {
-  await rm(tmp, { recursive: true, force: true });
 });
 
 const myUid = process.geteuid?.() ?? 0;
@@ -58,7 +46,7 @@ describe("data redirect", () => {
     for (const t of ["hash", "btree", "lmdb", "dbm", "cdb", "sdbm", "dbz"]) {
       assert.equal(await dataRedirectMap(`${t}:${tmp}/mine/c`, env(myUid + 1)), `${t}:/var/lib/postfix/c`, t);
     }
-    lines = [];
+    lines.length = 0;
     for (const t of ["memory", "internal", "redis", "proxy"]) {
       assert.equal(await dataRedirectMap(`${t}:${tmp}/mine/c`, env(myUid + 1)), `${t}:${tmp}/mine/c`, t);
     }
@@ -68,7 +56,7 @@ describe("data redirect", () => {
   it("gives a bare name the default type, and names the map as written", async () => {
     assert.equal(await dataRedirectMap(`${tmp}/mine/c`, env(myUid + 1), "hash"), "hash:/var/lib/postfix/c");
     assert.equal(lines[0], `warning: request to update table ${tmp}/mine/c in non-postfix directory ${tmp}/mine`);
-    lines = [];
+    lines.length = 0;
     assert.equal(await dataRedirectMap(`${tmp}/mine/c`, env(myUid), "lmdb"), `lmdb:${tmp}/mine/c`);
     assert.deepEqual(lines, []);
   });

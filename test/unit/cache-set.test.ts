@@ -7,10 +7,9 @@
  */
 
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, afterEach, before, beforeEach, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import {
   TLS_SESSION_LIFEMIN,
   openCacheSet,
@@ -18,27 +17,12 @@ import {
   tlsLogCache,
   type CacheSetConfig,
 } from "../../src/cache/cache-set.js";
-import { getMsgSinks, setMsgSinks, type MsgSink } from "../../src/log/msg.js";
 import { manualClock } from "../../src/util/clock.js";
+import { captureMsgsEach } from "../helpers/msg-capture.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
-let lines: string[] = [];
-let savedSinks: MsgSink[] = [];
-beforeEach(() => {
-  lines = [];
-  savedSinks = getMsgSinks();
-  setMsgSinks([{ write: (level, text) => lines.push(`${level}: ${text}`) }]);
-});
-afterEach(() => {
-  setMsgSinks(savedSinks);
-});
-
-let tmp = "";
-before(async () => {
-  tmp = await mkdtemp(join(tmpdir(), "tlsmgr-cacheset-"));
-});
-after(async () => {
-  await rm(tmp, { recursive: true, force: true });
-});
+const lines = captureMsgsEach();
+const tmp = tempDir("tlsmgr-cacheset-");
 
 const myUid = process.geteuid?.() ?? 0;
 /** Our own uid is mail_owner's: no redirect. */
@@ -163,7 +147,7 @@ describe("openCacheSet", () => {
     await assert.rejects(openCacheSet(cfg, { ownerUid: ownUid }), { code: "TLSMGR_FATAL" });
     assert.equal(lines.at(-1), `fatal: parameters smtpd_tls_session_cache_database and smtp_tls_session_cache_database: do not use the same TLS cache file ${cfg.smtpd_tls_session_cache_database} for smtpd and smtp`);
     // The smtpd cache opened before the fatal error was closed: the file opens again.
-    lines = [];
+    lines.length = 0;
     cfg.smtp_tls_session_cache_database = "";
     const set = await openCacheSet(cfg, { ownerUid: ownUid });
     await set.close();
@@ -198,7 +182,7 @@ describe("openCacheSet", () => {
     const { cfg } = await config({ smtp_tls_session_cache_database: "foo:/x/smtp_scache" });
     await assert.rejects(openCacheSet(cfg, { ownerUid: ownUid }), { code: "TLSMGR_FATAL" });
     assert.equal(lines.at(-1), "fatal: parameter smtp_tls_session_cache_database: unsupported dictionary type: foo");
-    lines = [];
+    lines.length = 0;
     const bad = await config({ smtpd_tls_session_cache_database: "btree:" });
     await assert.rejects(openCacheSet(bad.cfg, { ownerUid: ownUid }), { code: "TLSMGR_FATAL" });
     assert.equal(lines.at(-1), 'fatal: parameter smtpd_tls_session_cache_database: open dictionary: expecting "type:name" form instead of "btree:"');

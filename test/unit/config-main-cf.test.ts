@@ -11,24 +11,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { FatalError, getMsgSinks, setMsgSinks } from "../../src/log/msg.js";
+import { FatalError } from "../../src/log/msg.js";
 import { MacExpandError, macExpand, mainCfParse, mainCfRead, splitNameval } from "../../src/config/main-cf.js";
+import { captureMsgs } from "../helpers/msg-capture.js";
 
 const FIXTURES = fileURLToPath(new URL("../../../test/fixtures/config/", import.meta.url));
-
-/** captureMsgs - run fn with diagnostics collected as "level: text" lines. */
-function captureMsgs<T>(fn: () => T): { result?: T; error?: unknown; lines: string[] } {
-  const lines: string[] = [];
-  const saved = getMsgSinks();
-  setMsgSinks([{ write: (level, text) => lines.push(`${level}: ${text}`) }]);
-  try {
-    return { result: fn(), lines };
-  } catch (error) {
-    return { error, lines };
-  } finally {
-    setMsgSinks(saved);
-  }
-}
 
 const parse = (text: string): Map<string, string> => mainCfParse(text, "/etc/postfix/main.cf");
 

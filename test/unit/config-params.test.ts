@@ -11,24 +11,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { FatalError, getMsgSinks, setMsgSinks } from "../../src/log/msg.js";
+import { FatalError } from "../../src/log/msg.js";
 import { TLSMGR_OWN_PARAMS, TLSMGR_PARAMS, loadConfig, type TlsmgrConfig } from "../../src/config/params.js";
+import { captureMsgs } from "../helpers/msg-capture.js";
 
 const FIXTURES = fileURLToPath(new URL("../../../test/fixtures/config/", import.meta.url));
-
-/** quiet - run fn with diagnostics collected instead of printed. */
-function quiet<T>(fn: () => T): { result?: T; error?: unknown; lines: string[] } {
-  const lines: string[] = [];
-  const saved = getMsgSinks();
-  setMsgSinks([{ write: (level, text) => lines.push(`${level}: ${text}`) }]);
-  try {
-    return { result: fn(), lines };
-  } catch (error) {
-    return { error, lines };
-  } finally {
-    setMsgSinks(saved);
-  }
-}
 
 /** withMainCf - a temporary config directory holding TEXT as main.cf. */
 function withMainCf<T>(text: string, fn: (dir: string, path: string) => T): T {
@@ -44,7 +31,7 @@ function withMainCf<T>(text: string, fn: (dir: string, path: string) => T): T {
 /** fatalOf - the fatal text loading TEXT (with OVERRIDES) gives; also checks it was logged. */
 function fatalOf(text: string, overrides: string[] = []): { message: string; path: string } {
   return withMainCf(text, (configDir, path) => {
-    const { error, lines } = quiet(() => loadConfig({ configDir, overrides }));
+    const { error, lines } = captureMsgs(() => loadConfig({ configDir, overrides }));
     assert.ok(error instanceof FatalError, `expected a fatal error for ${JSON.stringify(text)}`);
     assert.equal(lines[lines.length - 1], `fatal: ${error.message}`);
     return { message: error.message, path };
@@ -139,7 +126,7 @@ test("defaults option replaces built-in defaults of the names it gives", () => {
 test("missing main.cf is fatal unless allowed", () => {
   const dir = mkdtempSync(join(tmpdir(), "tlsmgr-params-"));
   try {
-    const { error } = quiet(() => loadConfig({ configDir: dir }));
+    const { error } = captureMsgs(() => loadConfig({ configDir: dir }));
     assert.equal((error as FatalError).message, `open ${join(dir, "main.cf")}: No such file or directory`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -256,7 +243,7 @@ test("fatal: expansion loop and syntax errors name file and parameter", () => {
 test("fatal: a loop met later by lookup() is fatal too", () => {
   withMainCf("x = $y\ny = $x\n", (configDir) => {
     const c = loadConfig({ configDir });
-    const { error } = quiet(() => c.lookup("x"));
+    const { error } = captureMsgs(() => c.lookup("x"));
     assert.ok(error instanceof FatalError);
     assert.match(error.message, /main\.cf: parameter x: unreasonable macro call nesting/);
   });

@@ -6,10 +6,9 @@
  */
 
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, afterEach, beforeEach, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import {
   FILE_KEYS_SLOT_SIZE,
   FileTicketKeys,
@@ -19,23 +18,17 @@ import {
 } from "../../src/tickets/file-keys.js";
 import { openTicketKeySource } from "../../src/tickets/key-source.js";
 import { MemoryTicketKeys, type TicketKey } from "../../src/tickets/ticket-keys.js";
-import { FatalError, getMsgSinks, setMsgSinks, type MsgSink } from "../../src/log/msg.js";
+import { FatalError } from "../../src/log/msg.js";
 import { manualClock } from "../../src/util/clock.js";
+import { captureMsgsEach } from "../helpers/msg-capture.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 const T = 3600;
-const dir = mkdtempSync(join(tmpdir(), "tlsmgr-file-keys-"));
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir("tlsmgr-file-keys-");
 let serial = 0;
 const fresh = () => join(dir, `keys${++serial}`);
 
-let lines: string[] = [];
-let saved: MsgSink[] = [];
-beforeEach(() => {
-  lines = [];
-  saved = getMsgSinks();
-  setMsgSinks([{ write: (level, text) => lines.push(`${level}: ${text}`) }]);
-});
-afterEach(() => setMsgSinks(saved));
+const lines = captureMsgsEach();
 
 const same = (x: TicketKey | undefined, y: TicketKey | undefined) =>
   x !== undefined && y !== undefined && x.name.equals(y.name) && x.bits.equals(y.bits) && x.hmac.equals(y.hmac) && x.tout === y.tout;

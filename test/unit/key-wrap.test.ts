@@ -5,10 +5,9 @@
  */
 
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, afterEach, beforeEach, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import {
   KEY_WRAP_OVERHEAD,
   KEY_WRAP_SECRET_LEN,
@@ -18,19 +17,13 @@ import {
   keyWrapSecretText,
 } from "../../src/tickets/key-wrap.js";
 import { keygen } from "../../src/tools/keygen.js";
-import { FatalError, getMsgSinks, setMsgSinks, type MsgSink } from "../../src/log/msg.js";
+import { FatalError } from "../../src/log/msg.js";
+import { captureMsgsEach } from "../helpers/msg-capture.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
-const dir = mkdtempSync(join(tmpdir(), "tlsmgr-keywrap-"));
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir("tlsmgr-keywrap-");
 
-let lines: string[] = [];
-let saved: MsgSink[] = [];
-beforeEach(() => {
-  lines = [];
-  saved = getMsgSinks();
-  setMsgSinks([{ write: (level, text) => lines.push(`${level}: ${text}`) }]);
-});
-afterEach(() => setMsgSinks(saved));
+const lines = captureMsgsEach();
 
 const secretA = Buffer.alloc(KEY_WRAP_SECRET_LEN, 0xa1);
 const secretB = Buffer.alloc(KEY_WRAP_SECRET_LEN, 0xb2);

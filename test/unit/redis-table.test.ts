@@ -5,10 +5,9 @@
  */
 
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, afterEach, beforeEach, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import {
   parseRedisServer,
   parseRedisTimeout,
@@ -17,19 +16,13 @@ import {
   REDIS_DEFAULT_KEY_PREFIX,
   REDIS_DEFAULT_TIMEOUT_MS,
 } from "../../src/config/redis-table.js";
-import { FatalError, getMsgSinks, setMsgSinks, type MsgSink } from "../../src/log/msg.js";
+import { FatalError } from "../../src/log/msg.js";
+import { captureMsgsEach } from "../helpers/msg-capture.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
-const dir = mkdtempSync(join(tmpdir(), "tlsmgr-redis-table-"));
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir("tlsmgr-redis-table-");
 
-let lines: string[] = [];
-let saved: MsgSink[] = [];
-beforeEach(() => {
-  lines = [];
-  saved = getMsgSinks();
-  setMsgSinks([{ write: (level, text) => lines.push(`${level}: ${text}`) }]);
-});
-afterEach(() => setMsgSinks(saved));
+const lines = captureMsgsEach();
 
 /** fatalOf - the fatal text parsing `text` as table "T" gives. */
 function fatalOf(text: string, path = "/etc/postfix/tls-redis.cf"): string {

@@ -8,10 +8,8 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, afterEach, before, beforeEach, describe, it, mock } from "node:test";
+import { describe, it, mock } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { CacheBackend } from "../../src/cache/backend.js";
 import { lmdbOpen } from "../../src/cache/backends/lmdb.js";
@@ -26,29 +24,14 @@ import {
   type SessionCacheOptions,
 } from "../../src/cache/scache.js";
 import "../../src/cache/backends/index.js";
-import { getMsgSinks, setMsgSinks, type MsgSink } from "../../src/log/msg.js";
 import { manualClock } from "../../src/util/clock.js";
+import { captureMsgsEach } from "../helpers/msg-capture.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 const TIMEOUT = 3600;
 
-let lines: string[] = [];
-let savedSinks: MsgSink[] = [];
-beforeEach(() => {
-  lines = [];
-  savedSinks = getMsgSinks();
-  setMsgSinks([{ write: (level, text) => lines.push(`${level}: ${text}`) }]);
-});
-afterEach(() => {
-  setMsgSinks(savedSinks);
-});
-
-let tmp = "";
-before(async () => {
-  tmp = await mkdtemp(join(tmpdir(), "tlsmgr-scache-"));
-});
-after(async () => {
-  await rm(tmp, { recursive: true, force: true });
-});
+const lines = captureMsgsEach();
+const tmp = tempDir("tlsmgr-scache-");
 
 let serial = 0;
 type BackendKind = "memory" | "lmdb";
@@ -203,10 +186,10 @@ describe("scache logging", () => {
   it("is fatal (as Postfix) for an unknown map type or a bad form", async () => {
     await assert.rejects(scacheOpen("foo:/x", "smtpd", false, TIMEOUT), { code: "TLSMGR_FATAL" });
     assert.deepEqual(lines, ["fatal: unsupported dictionary type: foo"]);
-    lines = [];
+    lines.length = 0;
     await assert.rejects(scacheOpen("nocolon", "smtpd", false, TIMEOUT), { code: "TLSMGR_FATAL" });
     assert.deepEqual(lines, ['fatal: open dictionary: expecting "type:name" form instead of "nocolon"']);
-    lines = [];
+    lines.length = 0;
     await assert.rejects(scacheOpen(`lmdb:${tmp}/no/such/dir/x`, "smtpd", false, TIMEOUT), { code: "TLSMGR_FATAL" });
     assert.deepEqual(lines, [`fatal: cannot open lmdb:${tmp}/no/such/dir/x: no such file or directory`]);
   });
@@ -492,7 +475,7 @@ describe("scache sweep hook and statistics", () => {
       const { clock, cache } = await makeCache("memory", { verbose: true });
       await cache.update("a", Buffer.from("1"));
       clock.advance(TIMEOUT + 1);
-      lines = [];
+      lines.length = 0;
       cache.startSweepTimer();
       await cache.sweepDone();
       assert.equal(lines[0], "info: tlsmgr_cache_run_event: start TLS smtpd session cache cleanup");
