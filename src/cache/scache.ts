@@ -17,7 +17,11 @@
  *
  * Sweep: a walk of the whole cache with backend.sequence(), interleaved with
  * requests: at most SWEEP_SLICE_MAX entries and about SWEEP_SLICE_MS per
- * event-loop turn, setImmediate between slices. The entry the walk stands on
+ * event-loop turn. Between slices the sweep rests for SWEEP_REST_FACTOR times
+ * as long as the slice ran (a timer, so requests that arrive meanwhile are
+ * served first): the sweep takes at most about a fifth of the daemon's time,
+ * and a busy daemon's throughput and latency stay nearly as without it (see
+ * docs/benchmarks.md). The entry the walk stands on
  * (the cursor) is protected: delete() of it answers true and leaves it (as
  * tls_scache_delete). The sweep deletes an expired entry only after reading
  * it again, and not when an update of it arrived while the cursor stood on
@@ -38,6 +42,8 @@ export const SCACHE_HEADER_LEN = 8;
 export const SWEEP_SLICE_MAX = 512;
 /** A slice ends once it has run this long (checked every 16 entries). */
 export const SWEEP_SLICE_MS = 0.5;
+/** Rest after a slice, as a multiple of the time the slice ran (duty cycle 1 / (1 + factor)). */
+export const SWEEP_REST_FACTOR = 4;
 /** Ids in log lines are cut to this many characters. */
 const ID_LOG_MAX = 256;
 /** Longest delay setTimeout() accepts. */
@@ -64,6 +70,16 @@ export interface SessionCacheOptions {
 function warnUnlessOutage(err: unknown, text: string): void {
   if ((err as { code?: unknown } | null)?.code === BACKEND_UNAVAILABLE) return;
   msgWarn(text);
+}
+
+/**
+ * sweepRest - yield after a sweep slice that ran `ms`: at least one full
+ * event-loop turn (requests first), and a rest of SWEEP_REST_FACTOR * ms.
+ */
+function sweepRest(ms: number): Promise<void> {
+  const rest = ms * SWEEP_REST_FACTOR;
+  if (rest < 1) return new Promise<void>((resolve) => setImmediate(resolve));
+  return new Promise<void>((resolve) => setTimeout(resolve, Math.ceil(rest)));
 }
 
 /** What the last sweep did. */
@@ -257,7 +273,8 @@ export class SessionCache {
     const it = this.backend.sequence()[Symbol.asyncIterator]();
     try {
       walk: for (;;) {
-        const sliceEnd = performance.now() + SWEEP_SLICE_MS;
+        const sliceStart = performance.now();
+        const sliceEnd = sliceStart + SWEEP_SLICE_MS;
         for (let n = 0; n < SWEEP_SLICE_MAX; n++) {
           if (this.#stopping) break walk;
           const r = await it.next();
@@ -279,7 +296,7 @@ export class SessionCache {
           if (!this.#valid(id, value, this.#clock.now()) && (await this.#deleteBehind(id))) deleted++;
           if ((n & 15) === 15 && performance.now() >= sliceEnd) break;
         }
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        await sweepRest(performance.now() - sliceStart);
       }
     } catch (err) {
       msgWarn(`${this.label} TLS cache: cleanup stopped: ${errText(err)}`);
