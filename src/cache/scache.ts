@@ -19,7 +19,8 @@
  * requests: at most SWEEP_SLICE_MAX entries and about SWEEP_SLICE_MS per
  * event-loop turn. Between slices the sweep rests for SWEEP_REST_FACTOR times
  * as long as the slice ran (a timer, so requests that arrive meanwhile are
- * served first): the sweep takes at most about a fifth of the daemon's time,
+ * served first), and the caches sweep one at a time: sweeping takes at most
+ * about a tenth of the daemon's time,
  * and a busy daemon's throughput and latency stay nearly as without it (see
  * docs/benchmarks.md). The entry the walk stands on
  * (the cursor) is protected: delete() of it answers true and leaves it (as
@@ -43,7 +44,7 @@ export const SWEEP_SLICE_MAX = 512;
 /** A slice ends once it has run this long (checked every 16 entries). */
 export const SWEEP_SLICE_MS = 0.5;
 /** Rest after a slice, as a multiple of the time the slice ran (duty cycle 1 / (1 + factor)). */
-export const SWEEP_REST_FACTOR = 4;
+export const SWEEP_REST_FACTOR = 9;
 /** Ids in log lines are cut to this many characters. */
 const ID_LOG_MAX = 256;
 /** Longest delay setTimeout() accepts. */
@@ -70,6 +71,23 @@ export interface SessionCacheOptions {
 function warnUnlessOutage(err: unknown, text: string): void {
   if ((err as { code?: unknown } | null)?.code === BACKEND_UNAVAILABLE) return;
   msgWarn(text);
+}
+
+/** The sweeps of all caches run one at a time (see inSweepTurn). */
+let sweepQueue: Promise<void> = Promise.resolve();
+
+/**
+ * inSweepTurn - run a sweep after the sweeps already queued: the smtpd and
+ * smtp caches fall due together, and two walks at once would double the
+ * share of the daemon's time that sweeping takes from requests.
+ */
+function inSweepTurn<T>(fn: () => Promise<T>): Promise<T> {
+  const run = sweepQueue.then(fn);
+  sweepQueue = run.then(
+    () => undefined,
+    () => undefined,
+  );
+  return run;
 }
 
 /**
@@ -228,7 +246,7 @@ export class SessionCache {
   /** startSweep - begin a sweep now; false when one is running (or the cache is closed). */
   startSweep(): boolean {
     if (this.#sweep || this.#closed) return false;
-    const run = this.#runSweep().finally(() => {
+    const run = inSweepTurn(() => this.#runSweep()).finally(() => {
       if (this.#sweep === run) this.#sweep = undefined;
     });
     this.#sweep = run;
