@@ -167,6 +167,17 @@ async function start(args: DaemonArgs): Promise<void> {
   };
   caches.startSweeps();
 
+  // The time of day goes into the pool once per event-loop turn that served
+  // requests, as Postfix's tlsmgr_loop does once per event-loop iteration.
+  let timeMixPending = false;
+  const mixTimeOncePerTurn = () => {
+    if (timeMixPending) return;
+    timeMixPending = true;
+    setImmediate(() => {
+      timeMixPending = false;
+      pool.mixTimeOfDay();
+    });
+  };
   const limits = {
     nameLimit: cfg.tlsmgr_attr_name_limit,
     valueLimit: cfg.tlsmgr_attr_value_limit,
@@ -177,7 +188,7 @@ async function start(args: DaemonArgs): Promise<void> {
     dropPrivilegesAsAsked(args, cfg);
     const stdio = Duplex.from({ readable: process.stdin, writable: process.stdout });
     stdio.on("close", () => void shutdown(run, "stand-alone client done").finally(() => process.exit(0)));
-    serveConnection(stdio, "stdin", state, { limits, ipcTimeout: cfg.ipc_timeout, afterRequest: () => pool.mixTimeOfDay() });
+    serveConnection(stdio, "stdin", state, { limits, ipcTimeout: cfg.ipc_timeout, afterRequest: mixTimeOncePerTurn });
     return;
   }
 
@@ -189,7 +200,7 @@ async function start(args: DaemonArgs): Promise<void> {
     ipcTimeout: cfg.ipc_timeout,
     // under master: a served request counts as a use (master-link.ts requestServed)
     afterRequest: () => {
-      pool.mixTimeOfDay();
+      mixTimeOncePerTurn();
       run.link?.requestServed();
     },
     ...(run.link ? { fds: run.link.listenFds } : {}),
