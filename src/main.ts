@@ -35,6 +35,9 @@ import type { TlsmgrListener } from "./server/listener.js";
 import type { TlsmgrState } from "./server/handlers.js";
 import { CACHE_TYPES } from "./protocol/tlsmgr-proto.js";
 
+/** Bytes of each cache entry (time stamp and session start) that the sweep mixes into the PRNG pool. */
+const SWEEP_MIX_BYTES = 64;
+
 /** embeddedDefaults - main.cf defaults of the `--home DIR` mode: everything under DIR, caches on. */
 function embeddedDefaults(home: string): Record<string, string> {
   return {
@@ -156,7 +159,9 @@ async function start(args: DaemonArgs): Promise<void> {
     PrngPool.open({ ...cfg, tls_random_exchange_name: exchangeName }),
   ));
   const caches = (run.caches = await withEffectiveIds(ownerIds, () =>
-    openCacheSet(cfg, { onSweepEntry: (_type, id, value) => pool.mixEntry(id, value) }),
+    // Entries met by the sweep feed the pool (as Postfix's tlsmgr does); a
+    // bounded part of each keeps the sweep's cost per entry small.
+    openCacheSet(cfg, { onSweepEntry: (_type, id, value) => pool.mixEntry(id, value.subarray(0, SWEEP_MIX_BYTES)) }),
   ));
   run.tickets = await openTicketKeySource(cfg);
   const state: TlsmgrState = {
