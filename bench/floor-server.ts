@@ -83,6 +83,7 @@ function answer(buf: Buffer, vals: string[], raw: Array<[number, number]>, cache
   }
 }
 
+// main - listen on path until SIGTERM or SIGINT
 function main(path: string): void {
   const caches = new Map([["smtpd", new Map<string, Buffer>()], ["smtp", new Map<string, Buffer>()]]);
   try { rmSync(path, { force: true }); } catch { /* not there */ }

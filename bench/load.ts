@@ -17,12 +17,12 @@
 
 import { connect, type Socket } from "node:net";
 import { performance } from "node:perf_hooks";
-import { LatencyHistogram, type HistogramJson } from "./histogram.js";
+import { LatencyHistogram } from "./histogram.js";
 import { MixPicker, REQUEST_KINDS, Rng, type Mix, type RequestKind } from "./mix.js";
 import { machineBusySeconds, procCpuSeconds } from "./proc-stats.js";
 import {
   deleteRequest, lookupRequest, policyRequest, replyAttr, replyEnd, replyStatus, seedRequest,
-  STATUS_UNREADABLE, tktkeyRequest, updateRequest,
+  tktkeyRequest, updateRequest,
 } from "./wire.js";
 import { chooseId, type Keyspace, type SessionPool } from "./workload.js";
 
@@ -550,6 +550,3 @@ export async function prefill(socket: string, ks: Keyspace, lo: number, hi: numb
   });
   return { entries: hi - lo, seconds: (performance.now() - t0) / 1000, errors };
 }
-
-export type { HistogramJson };
-export { STATUS_UNREADABLE };

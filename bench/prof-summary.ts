@@ -106,6 +106,7 @@ export function summarizeProfile(p: Profile, window?: [number, number]):
   };
 }
 
+// main - print the tables of one profile
 function main(argv: string[]): void {
   const file = argv[0];
   if (file === undefined) {
