@@ -105,7 +105,11 @@ async function start(args: DaemonArgs): Promise<void> {
     const home = resolve(args.home);
     configDir = home;
     defaults = embeddedDefaults(home);
-    mkdirSync(join(home, "data"), { recursive: true, mode: 0o700 });
+    try {
+      mkdirSync(join(home, "data"), { recursive: true, mode: 0o700 });
+    } catch (err) {
+      msgFatal(`create directory ${join(home, "data")}: ${(err as Error).message}`);
+    }
   } else {
     configDir = args.configDir ?? process.env.MAIL_CONFIG ?? "/etc/postfix";
   }
