@@ -23,6 +23,18 @@ import { fileURLToPath } from "node:url";
 import { createPostfixInstance, postfixAvailable } from "../test/helpers/postfix-instance.js";
 import { fileBytes, findChildByComm } from "./proc-stats.js";
 
+/** cacheSettings - the main.cf cache settings every implementation is measured with. */
+function cacheSettings(db: string, timeoutSec: number): Record<string, string> {
+  return {
+    smtpd_tls_session_cache_database: `${db}:\${data_directory}/smtpd_scache`,
+    smtp_tls_session_cache_database: `${db}:\${data_directory}/smtp_scache`,
+    smtpd_tls_session_cache_timeout: `${timeoutSec}s`,
+    smtp_tls_session_cache_timeout: `${timeoutSec}s`,
+    smtpd_tls_loglevel: "0",
+    smtp_tls_loglevel: "0",
+  };
+}
+
 export const IMPLS = ["ours", "ours-memory", "postfix", "postfix-lmdb", "node-floor"] as const;
 export type ImplName = (typeof IMPLS)[number];
 
@@ -89,12 +101,7 @@ async function startOurs(impl: "ours" | "ours-memory", o: TargetOptions): Promis
     queue_directory: queueDir,
     data_directory: dataDir,
     mail_owner: process.env["USER"] === "root" || process.getuid?.() === 0 ? "root" : (process.env["USER"] ?? "root"),
-    smtpd_tls_session_cache_database: `${db}:\${data_directory}/smtpd_scache`,
-    smtp_tls_session_cache_database: `${db}:\${data_directory}/smtp_scache`,
-    smtpd_tls_session_cache_timeout: `${o.cacheTimeout}s`,
-    smtp_tls_session_cache_timeout: `${o.cacheTimeout}s`,
-    smtpd_tls_loglevel: "0",
-    smtp_tls_loglevel: "0",
+    ...cacheSettings(db, o.cacheTimeout),
   };
   await writeFile(join(dir, "main.cf"), Object.entries(mainCf).map(([k, v]) => `${k} = ${v}`).join("\n") + "\n");
   const socket = join(queueDir, "private", "tlsmgr");
@@ -185,12 +192,7 @@ async function startPostfix(impl: "postfix" | "postfix-lmdb", o: TargetOptions):
   const pf = await createPostfixInstance({
     tlsmgr: "postfix",
     mainCf: {
-      smtpd_tls_session_cache_database: `${db}:\${data_directory}/smtpd_scache`,
-      smtp_tls_session_cache_database: `${db}:\${data_directory}/smtp_scache`,
-      smtpd_tls_session_cache_timeout: `${o.cacheTimeout}s`,
-      smtp_tls_session_cache_timeout: `${o.cacheTimeout}s`,
-      smtpd_tls_loglevel: "0",
-      smtp_tls_loglevel: "0",
+      ...cacheSettings(db, o.cacheTimeout),
       // tlsmgr must not exit between the phases of a run
       max_idle: "3600s",
     },
