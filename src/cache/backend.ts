@@ -6,10 +6,18 @@
  *           themselves (cache/backends/*.ts, registered by cache/backends/index.ts).
  * See also: postfix/src/util/dict.h, dict_open.c; test/conformance/backend-suite.ts
  *
+ * Synchronous or not: a backend whose store is in this process (memory,
+ * LMDB's memory map) answers synchronously; one across a network (Redis)
+ * answers with a promise. Callers take both (MaybePromise) so that the request
+ * path costs no promise and no microtask when the store allows it.
+ *
  * Buffer ownership: update() may keep the Buffer it is given (no copy), so the
  * caller must not modify it afterwards; lookup() and sequence() may hand out a
  * Buffer the backend still holds, so the caller must not modify it either. A
- * returned Buffer stays valid (a backend never reuses its memory).
+ * Buffer from lookup() or sequence() stays valid (a backend never reuses its
+ * memory). peek(), where a backend has it, is the exception: its Buffer is
+ * valid only until the next call into the backend, for a caller that uses it
+ * at once (the request path encodes it into the reply straight away).
  *
  * Keys are JS strings; a backend must accept any string (empty, UTF-8, long
  * ones) and give the same string back from sequence().
@@ -22,23 +30,31 @@
  */
 export const BACKEND_UNAVAILABLE = "TLSMGR_BACKEND_UNAVAILABLE";
 
+/** A value now, or a promise of it. */
+export type MaybePromise<T> = T | Promise<T>;
+
 export interface CacheBackend {
   /** For diagnostics: the map type and name as written in main.cf. */
   readonly type: string;
   readonly name: string;
   /** The value stored under key, or undefined when there is none. */
-  lookup(key: string): Promise<Buffer | undefined>;
+  lookup(key: string): MaybePromise<Buffer | undefined>;
+  /**
+   * As lookup(), synchronous, without a copy: the Buffer is valid only until
+   * the next call into the backend (see the header). Optional.
+   */
+  peek?(key: string): Buffer | undefined;
   /** Store value under key, replacing what was there. Visible to lookup() once called. */
-  update(key: string, value: Buffer): Promise<void>;
+  update(key: string, value: Buffer): MaybePromise<void>;
   /** Remove key; true when something was removed. */
-  delete(key: string): Promise<boolean>;
+  delete(key: string): MaybePromise<boolean>;
   /**
    * Walk every entry. Must survive the deletion of the entry it stands on
    * (and of others) while the walk is in progress. Entries added or changed
    * during the walk may or may not be met; none is met twice unless it was
    * deleted and added again.
    */
-  sequence(): AsyncIterable<[string, Buffer]>;
+  sequence(): Iterable<[string, Buffer]> | AsyncIterable<[string, Buffer]>;
   close(): Promise<void>;
   /**
    * True when the store drops old entries by itself (e.g. a Redis TTL set

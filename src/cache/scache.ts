@@ -32,7 +32,7 @@
  */
 
 import { getSystemErrorMap } from "node:util";
-import { backendInfo, splitMapName, type CacheBackend } from "./backend.js";
+import { backendInfo, splitMapName, type CacheBackend, type MaybePromise } from "./backend.js";
 import { msgFatal, msgInfo, msgWarn, printable } from "../log/msg.js";
 import { BACKEND_UNAVAILABLE } from "./backend.js";
 import { systemClock, type Clock } from "../util/clock.js";
@@ -183,27 +183,48 @@ export class SessionCache {
     return !(stamp + this.timeout < now);
   }
 
-  /** lookup - the session bytes, or undefined (absent, expired or malformed: then deleted). */
-  async lookup(id: string): Promise<Buffer | undefined> {
+  /**
+   * lookup - the session bytes, or undefined (absent, expired or malformed:
+   * then deleted). Synchronous when the backend is; the Buffer is then
+   * valid only until the next call into this cache (backend peek()): use it
+   * at once.
+   */
+  lookup(id: string): MaybePromise<Buffer | undefined> {
     if (this.verbose) msgInfo(`lookup ${this.label} session id=${logId(id)}`);
     if (this.#closed) return undefined;
-    let value: Buffer | undefined;
+    let found: MaybePromise<Buffer | undefined>;
     try {
-      value = await this.backend.lookup(id);
+      found = this.backend.peek ? this.backend.peek(id) : this.backend.lookup(id);
     } catch (err) {
-      warnUnlessOutage(err, `${this.label} TLS cache: cannot look up entry for ${logId(id)}: ${errText(err)}`);
+      this.#lookupFailed(id, err);
       return undefined;
     }
+    if (found instanceof Promise)
+      return found.then(
+        (value) => this.#usable(id, value),
+        (err: unknown) => this.#lookupFailed(id, err),
+      );
+    return this.#usable(id, found);
+  }
+
+  #lookupFailed(id: string, err: unknown): undefined {
+    warnUnlessOutage(err, `${this.label} TLS cache: cannot look up entry for ${logId(id)}: ${errText(err)}`);
+    return undefined;
+  }
+
+  /** #usable - the session of a stored value, or undefined (expired or malformed: deleted). */
+  #usable(id: string, value: Buffer | undefined): Buffer | undefined {
     if (value === undefined) return undefined;
     if (!this.#valid(id, value, this.#clock.now())) {
-      await this.delete(id);
+      const done = this.delete(id);
+      if (done instanceof Promise) done.catch(() => undefined); // delete() warns itself
       return undefined;
     }
     return value.subarray(SCACHE_HEADER_LEN);
   }
 
   /** update - store the session stamped with the current time; false when the backend failed. */
-  async update(id: string, session: Buffer): Promise<boolean> {
+  update(id: string, session: Buffer): MaybePromise<boolean> {
     if (this.verbose) msgInfo(`put ${this.label} session id=${logId(id)} [data ${session.length} bytes]`);
     const now = this.#clock.now();
     const value = scacheEncode(now, session);
@@ -211,25 +232,37 @@ export class SessionCache {
       msgInfo(`write ${this.label} TLS cache entry ${logId(id)}: time=${now} [data ${session.length} bytes]`);
     if (this.#closed) return false;
     if (id === this.#cursor) this.#cursorUpdated = true;
-    try {
-      await this.backend.update(id, value);
-      return true;
-    } catch (err) {
+    const failed = (err: unknown) => {
       warnUnlessOutage(err, `${this.label} TLS cache: cannot update entry for ${logId(id)}: ${errText(err)}`);
       return false;
+    };
+    try {
+      const done = this.backend.update(id, value);
+      return done instanceof Promise ? done.then(() => true, failed) : true;
+    } catch (err) {
+      return failed(err);
     }
   }
 
   /** delete - remove the entry; true when removed or when it is the sweep's cursor (left alone). */
-  async delete(id: string): Promise<boolean> {
+  delete(id: string): MaybePromise<boolean> {
     if (this.verbose) msgInfo(`delete ${this.label} session id=${logId(id)}`);
     if (id === this.#cursor) return true;
     if (this.#closed) return false;
-    try {
-      return await this.backend.delete(id);
-    } catch (err) {
+    return this.#backendDelete(id);
+  }
+
+  /** #backendDelete - backend.delete() with failures warned and answered false. */
+  #backendDelete(id: string): MaybePromise<boolean> {
+    const failed = (err: unknown) => {
       warnUnlessOutage(err, `${this.label} TLS cache: cannot delete entry for ${logId(id)}: ${errText(err)}`);
       return false;
+    };
+    try {
+      const done = this.backend.delete(id);
+      return done instanceof Promise ? done.catch(failed) : done;
+    } catch (err) {
+      return failed(err);
     }
   }
 
@@ -288,14 +321,17 @@ export class SessionCache {
     let seen = 0;
     let deleted = 0;
     let completed = false;
-    const it = this.backend.sequence()[Symbol.asyncIterator]();
+    const walk = this.backend.sequence();
+    // A synchronous walk (LMDB, memory) costs no promise per entry.
+    const syncIt = Symbol.iterator in walk ? walk[Symbol.iterator]() : undefined;
+    const asyncIt = syncIt ? undefined : (walk as AsyncIterable<[string, Buffer]>)[Symbol.asyncIterator]();
     try {
       walk: for (;;) {
         const sliceStart = performance.now();
         const sliceEnd = sliceStart + SWEEP_SLICE_MS;
         for (let n = 0; n < SWEEP_SLICE_MAX; n++) {
           if (this.#stopping) break walk;
-          const r = await it.next();
+          const r = syncIt ? syncIt.next() : await asyncIt!.next();
           if (r.done) {
             completed = true;
             break walk;
@@ -311,7 +347,11 @@ export class SessionCache {
               /* a broken hook must not stop the sweep */
             }
           }
-          if (!this.#valid(id, value, this.#clock.now()) && (await this.#deleteBehind(id))) deleted++;
+          if (!this.#valid(id, value, this.#clock.now())) {
+            let gone = this.#deleteBehind(id);
+            if (gone instanceof Promise) gone = await gone;
+            if (gone) deleted++;
+          }
           if ((n & 15) === 15 && performance.now() >= sliceEnd) break;
         }
         await sweepRest(performance.now() - sliceStart);
@@ -323,7 +363,8 @@ export class SessionCache {
       this.#cursorUpdated = false;
       if (!completed) {
         try {
-          await it.return?.();
+          if (syncIt) syncIt.return?.();
+          else await asyncIt!.return?.();
         } catch {
           /* the walk is over either way */
         }
@@ -340,27 +381,30 @@ export class SessionCache {
 
   /**
    * #deleteBehind - delete the bad entry under the cursor unless it was
-   * replaced since the walk read it (re-read it; an update while the cursor
-   * stands on it also counts).
+   * replaced since the walk read it (read it again; an update while the
+   * cursor stands on it also counts). Synchronous when the backend is.
    */
-  async #deleteBehind(id: string): Promise<boolean> {
-    let current: Buffer | undefined;
+  #deleteBehind(id: string): MaybePromise<boolean> {
+    let current: MaybePromise<Buffer | undefined>;
     try {
-      current = await this.backend.lookup(id);
+      current = this.backend.peek ? this.backend.peek(id) : this.backend.lookup(id);
     } catch (err) {
-      warnUnlessOutage(err, `${this.label} TLS cache: cannot look up entry for ${logId(id)}: ${errText(err)}`);
-      return false;
+      return this.#lookupFailed(id, err) ?? false;
     }
+    if (current instanceof Promise)
+      return current.then(
+        (value) => this.#deleteIfStillBad(id, value),
+        (err: unknown) => this.#lookupFailed(id, err) ?? false,
+      );
+    return this.#deleteIfStillBad(id, current);
+  }
+
+  #deleteIfStillBad(id: string, current: Buffer | undefined): MaybePromise<boolean> {
     if (current === undefined || this.#cursorUpdated) return false;
     const stamp = scacheTime(current);
     if (stamp !== undefined && !(stamp + this.timeout < this.#clock.now())) return false;
     if (this.verbose) msgInfo(`delete ${this.label} session id=${logId(id)}`);
-    try {
-      return await this.backend.delete(id);
-    } catch (err) {
-      warnUnlessOutage(err, `${this.label} TLS cache: cannot delete entry for ${logId(id)}: ${errText(err)}`);
-      return false;
-    }
+    return this.#backendDelete(id);
   }
 
   /** close - stop the timer and any sweep, then close the backend. */

@@ -40,15 +40,20 @@ import {
   TLS_TICKET_NAMELEN,
 } from "../protocol/tlsmgr-proto.js";
 import type { CacheType } from "../protocol/tlsmgr-proto.js";
+import type { MaybePromise } from "../cache/backend.js";
 import type { TicketKeySource } from "../tickets/ticket-keys.js";
 import { ticketKeyRecord } from "../tickets/ticket-keys.js";
 import { msgWarn, printable } from "../log/msg.js";
 
-/** The session cache operations a handler needs (cache/scache.ts provides them). */
+/**
+ * The session cache operations a handler needs (cache/scache.ts provides
+ * them); synchronous when the store is. A Buffer from a synchronous lookup
+ * is valid only until the next cache call: the handler encodes it at once.
+ */
 export interface SessionCacheOps {
-  lookup(id: string): Promise<Buffer | undefined>;
-  update(id: string, session: Buffer): Promise<boolean>;
-  delete(id: string): Promise<boolean>;
+  lookup(id: string): MaybePromise<Buffer | undefined>;
+  update(id: string, session: Buffer): MaybePromise<boolean>;
+  delete(id: string): MaybePromise<boolean>;
 }
 
 /** What the handlers serve from; built once at start-up by main.ts. */
@@ -170,16 +175,24 @@ function cacheFor(state: TlsmgrState, type: string, request: string): SessionCac
   return state.cache(type);
 }
 
+const lookupAnswer = (session: Buffer | undefined): string =>
+  session === undefined ? lookupReply(TLS_MGR_STAT_ERR, EMPTY) : lookupReply(TLS_MGR_STAT_OK, session);
+
+/** statusAnswer - the status reply of an update or delete, now or when it settles. */
+function statusAnswer(done: MaybePromise<boolean>): Reply {
+  const answer = (ok: boolean) => statusReply(ok ? TLS_MGR_STAT_OK : TLS_MGR_STAT_ERR);
+  return done instanceof Promise ? done.then(answer, () => statusReply(TLS_MGR_STAT_ERR)) : answer(done);
+}
+
 function handleLookup(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
   const scan = attr0ScanStrict(attrs, 1, SPEC_LOOKUP, peer);
   if (scan.warning !== undefined) msgWarn(scan.warning);
   if (!scan.ok) return lookupReply(TLS_MGR_STAT_FAIL, EMPTY);
   const cache = cacheFor(state, scan.values[0] as string, TLS_MGR_REQ_LOOKUP);
   if (!cache) return lookupReply(TLS_MGR_STAT_FAIL, EMPTY);
-  return cache.lookup(scan.values[1] as string).then(
-    (session) => (session === undefined ? lookupReply(TLS_MGR_STAT_ERR, EMPTY) : lookupReply(TLS_MGR_STAT_OK, session)),
-    () => lookupReply(TLS_MGR_STAT_ERR, EMPTY),
-  );
+  const found = cache.lookup(scan.values[1] as string);
+  if (found instanceof Promise) return found.then(lookupAnswer, () => lookupReply(TLS_MGR_STAT_ERR, EMPTY));
+  return lookupAnswer(found);
 }
 
 function handleUpdate(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
@@ -188,10 +201,7 @@ function handleUpdate(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Rep
   if (!scan.ok) return statusReply(TLS_MGR_STAT_FAIL);
   const cache = cacheFor(state, scan.values[0] as string, TLS_MGR_REQ_UPDATE);
   if (!cache) return statusReply(TLS_MGR_STAT_FAIL);
-  return cache.update(scan.values[1] as string, scan.values[2] as Buffer).then(
-    (ok) => statusReply(ok ? TLS_MGR_STAT_OK : TLS_MGR_STAT_ERR),
-    () => statusReply(TLS_MGR_STAT_ERR),
-  );
+  return statusAnswer(cache.update(scan.values[1] as string, scan.values[2] as Buffer));
 }
 
 function handleDelete(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
@@ -200,10 +210,7 @@ function handleDelete(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Rep
   if (!scan.ok) return statusReply(TLS_MGR_STAT_FAIL);
   const cache = cacheFor(state, scan.values[0] as string, TLS_MGR_REQ_DELETE);
   if (!cache) return statusReply(TLS_MGR_STAT_FAIL);
-  return cache.delete(scan.values[1] as string).then(
-    (ok) => statusReply(ok ? TLS_MGR_STAT_OK : TLS_MGR_STAT_ERR),
-    () => statusReply(TLS_MGR_STAT_ERR),
-  );
+  return statusAnswer(cache.delete(scan.values[1] as string));
 }
 
 function handleTktkey(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {

@@ -171,7 +171,7 @@ export function backendConformance(name: string, openFn: BackendOpenFn, caps: Ba
       const { b } = await fresh();
       try {
         const want = new Map<string, Buffer>();
-        const writes: Promise<void>[] = [];
+        const writes: (void | Promise<void>)[] = [];
         for (let i = 0; i < 1500; i++) {
           const v = Buffer.from(`value-${i}-${"z".repeat(i % 50)}`);
           want.set(`id-${i}`, v);

@@ -40,7 +40,7 @@ interface Op {
 }
 
 /** timed - run one cache operation, noting how long it took and whether it answered at all. */
-async function timed(kind: Op["kind"], fn: () => Promise<boolean>): Promise<Op> {
+async function timed(kind: Op["kind"], fn: () => boolean | Promise<boolean>): Promise<Op> {
   const start = performance.now();
   let timer: NodeJS.Timeout | undefined;
   const hang = new Promise<"hung">((r) => (timer = setTimeout(() => r("hung"), HANG_MS)));

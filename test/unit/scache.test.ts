@@ -303,7 +303,7 @@ for (const kind of ["memory", "lmdb"] as const) {
       await cache.update("expired-c", Buffer.from("c"));
       clock.advance(TIMEOUT + 1);
       await cache.update("valid-a", Buffer.from("a2"));
-      const results = new Map<string, Promise<unknown>>();
+      const results = new Map<string, unknown>();
       cache.onSweepEntry = (id) => {
         assert.equal(cache.sweepCursor, id);
         if (id === "valid-a") results.set(id, cache.delete(id)); // refused: stays

@@ -12,20 +12,32 @@
  * The file is opened with noSync: the cache is truncated at every start-up,
  * so durability buys nothing, and commits cost a few microseconds.
  *
- * Reads use the synchronous get() on the memory map. get() copies the value
- * once (lmdb-js otherwise hands out one global buffer that the next get()
- * overwrites; the caller keeps ours across awaits, so the copy is required).
- * The walk reads range values, which lmdb-js also copies.
+ * Reads are synchronous, on the memory map: lookup() copies the value (the
+ * caller may keep it), peek() hands out lmdb-js's shared read buffer (valid
+ * until the next read; the request path encodes it into the reply at once).
  *
- * Writes: lmdb-js batches put()/remove() and commits them on a worker thread;
- * a write is not visible to get() until its commit (~100-200 us later). So
- * that a lookup after an update sees the update at once, and update() need
- * not wait for the commit, written and deleted keys wait in an overlay Map
- * until their commit lands. Writes are applied in call order, so the overlay
- * and the file always agree in the end.
+ * Writes are batched by this backend, not by lmdb-js: update() and delete()
+ * put the write in an overlay Map (so the next lookup sees it) and return;
+ * the overlay is written to the file in ONE synchronous transaction when it
+ * holds FLUSH_MAX_ENTRIES writes or FLUSH_MAX_BYTES of values, or
+ * FLUSH_DELAY_MS after its first write, whichever comes first. A transaction
+ * costs a fixed part (begin, commit) and a part per write; on the main thread
+ * it is about 9 us per write in batches of 16 or more, against a round trip
+ * through libuv's thread pool and back per write (60-80 us of CPU) when
+ * lmdb-js commits each one itself (see docs/benchmarks.md). No sync: the
+ * cache is truncated at every start, so durability buys nothing; at most
+ * FLUSH_DELAY_MS of writes are lost when the process is killed. (No write
+ * map: with useWritemap the bundled LMDB aborts in mdb_freelist_save() when
+ * long keys are deleted.) A failed flush (disk full) drops that batch with one
+ * warning: for a cache that is only lost entries.
  *
- * Map size: the LMDB bundled with lmdb-js v3 grows the map by itself (it
- * starts at 128 KiB); no mapSize is set.
+ * Page size 2048: values of 1-4 KiB live in overflow pages, whose whole-page
+ * granularity wastes half a page per value on average; 2 KiB pages hold a
+ * cache of such sessions in about 13 % fewer bytes than 4 KiB pages for a
+ * little more CPU per write.
+ *
+ * Map size: the LMDB bundled with lmdb-js v3 grows the map by itself; no
+ * mapSize is set.
  *
  * Keys: LMDB refuses empty keys and keys over 1978 bytes (4 KiB pages). Keys
  * of 1..RAW_KEY_MAX bytes are stored raw. Others (empty or longer) are stored
@@ -39,25 +51,28 @@ import { rm, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { open, type RootDatabase, type RootDatabaseOptionsWithPath } from "lmdb";
 import type { BackendInfo, BackendOpenOptions, CacheBackend } from "../backend.js";
+import { msgWarn } from "../../log/msg.js";
 
 export const LMDB_MAP_TYPES = ["lmdb", "btree", "hash"];
 export const LMDB_SUFFIX = ".lmdb";
 
-/** Longest key stored as it is. */
-export const RAW_KEY_MAX = 1024;
+/** Longest key stored as it is (LMDB's limit is 954 bytes with 2 KiB pages). */
+export const RAW_KEY_MAX = 512;
 const LONG_KEY_PREFIX = RAW_KEY_MAX - 32 + 1;
 /** Length of a stored key for an empty or long id: longer than any raw key. */
 export const LONG_KEY_LEN = LONG_KEY_PREFIX + 32;
 /** Entries read per range call during a walk (each call opens a fresh read snapshot). */
 const WALK_CHUNK = 128;
+/** The overlay is flushed at once when it holds this many writes... */
+export const FLUSH_MAX_ENTRIES = 256;
+/** ...or this many bytes of values... */
+export const FLUSH_MAX_BYTES = 1024 * 1024;
+/** ...and otherwise this long after its first write. */
+export const FLUSH_DELAY_MS = 2;
+/** LMDB page size of the files this backend creates (see the header). */
+export const LMDB_PAGE_SIZE = 2048;
 
 type Db = RootDatabase<Buffer, Buffer>;
-
-/** A write waiting for its commit: the value, or null for a delete. */
-interface Pending {
-  value: Buffer | null;
-  seq: number;
-}
 
 /** lmdbFileFor - the file that holds map name N: N.lmdb, as Postfix's lmdb: map. */
 export function lmdbFileFor(name: string): string {
@@ -91,15 +106,19 @@ function unwrapLong(stored: Buffer): { id: Buffer; value: Buffer } | undefined {
   return { id: stored.subarray(4, 4 + len), value: stored.subarray(4 + len) };
 }
 
-/** LmdbBackend - one LMDB file, one unnamed database. */
+/** LmdbBackend - one LMDB file, one unnamed database, writes batched through an overlay. */
 export class LmdbBackend implements CacheBackend {
   readonly type: string;
   readonly name: string;
   /** The file on disk. */
   readonly file: string;
   #db: Db;
-  #pending = new Map<string, Pending>();
-  #seq = 0;
+  /** Writes not yet in the file: the value, or null for a delete. */
+  #pending = new Map<string, Buffer | null>();
+  #pendingBytes = 0;
+  #flushTimer: NodeJS.Timeout | undefined;
+  /** Flushes so far: a walk re-reads its chunk after one (see sequence()). */
+  #flushes = 0;
   #closed = false;
 
   constructor(type: string, name: string, file: string, db: Db) {
@@ -109,46 +128,94 @@ export class LmdbBackend implements CacheBackend {
     this.#db = db;
   }
 
-  /** lookup - the overlay first, then the committed file. */
-  async lookup(id: string): Promise<Buffer | undefined> {
+  /** lookup - the overlay first, then the file; a copy the caller may keep. */
+  lookup(id: string): Buffer | undefined {
     const p = this.#pending.get(id);
-    if (p) return p.value ?? undefined;
+    if (p !== undefined) return p ?? undefined;
+    const v = this.#readCommitted(id);
+    return v === undefined ? undefined : Buffer.from(v);
+  }
+
+  /** peek - as lookup(), without the copy: valid until the next call (see the header). */
+  peek(id: string): Buffer | undefined {
+    const p = this.#pending.get(id);
+    if (p !== undefined) return p ?? undefined;
     return this.#readCommitted(id);
   }
 
+  /** #readCommitted - the value in the file, in lmdb-js's shared read buffer. */
   #readCommitted(id: string): Buffer | undefined {
     const { key, long } = encodeKey(id);
-    const stored = this.#db.get(key);
-    if (stored === undefined || long === undefined) return stored;
+    const fast = this.#db.getBinaryFast(key);
+    if (fast === undefined) return undefined;
+    // lmdb-js's reused buffer is longer than the value and fakes its length:
+    // a plain view of the value's bytes (no copy) is safe to slice.
+    const stored = Buffer.from(fast.buffer, fast.byteOffset, (this.#db as unknown as { lastSize: number }).lastSize);
+    if (long === undefined) return stored;
     const u = unwrapLong(stored);
     return u && u.id.equals(long) ? u.value : undefined;
   }
 
-  async update(id: string, value: Buffer): Promise<void> {
+  update(id: string, value: Buffer): void {
     if (this.#closed) throw new Error(`${this.type}:${this.name}: update after close`);
-    const { key, long } = encodeKey(id);
-    this.#write(id, value, this.#db.put(key, long ? wrapLong(long, value) : value));
+    this.#queue(id, value);
   }
 
-  async delete(id: string): Promise<boolean> {
+  delete(id: string): boolean {
     if (this.#closed) throw new Error(`${this.type}:${this.name}: delete after close`);
     const p = this.#pending.get(id);
-    const existed = p ? p.value !== null : this.#readCommitted(id) !== undefined;
-    if (!existed) return false;
-    this.#write(id, null, this.#db.remove(encodeKey(id).key));
+    const existed = p !== undefined ? p !== null : this.#readCommitted(id) !== undefined;
+    if (existed) this.#queue(id, null);
     return existed;
   }
 
-  /** #write - put a queued write in the overlay until its commit lands. */
-  #write(id: string, value: Buffer | null, commit: Promise<boolean>): void {
-    const seq = ++this.#seq;
-    this.#pending.set(id, { value, seq });
-    const settle = () => {
-      if (this.#pending.get(id)?.seq === seq) this.#pending.delete(id);
-    };
-    // A failed commit (disk full, ...) drops the write: the entry reads as
-    // its last committed state, which for a cache is only a lost entry.
-    commit.then(settle, settle);
+  /** #queue - put a write in the overlay; flush now when it is full, else arm the timer. */
+  #queue(id: string, value: Buffer | null): void {
+    const old = this.#pending.get(id);
+    if (old) this.#pendingBytes -= old.length;
+    // Delete first: a Map keeps insertion order, and the flush must write in call order.
+    this.#pending.delete(id);
+    this.#pending.set(id, value);
+    if (value) this.#pendingBytes += value.length;
+    if (this.#pending.size >= FLUSH_MAX_ENTRIES || this.#pendingBytes >= FLUSH_MAX_BYTES) this.flush();
+    else if (this.#flushTimer === undefined) this.#flushTimer = setTimeout(this.#onFlushTimer, FLUSH_DELAY_MS);
+  }
+
+  #onFlushTimer = (): void => {
+    this.#flushTimer = undefined;
+    this.flush();
+  };
+
+  /**
+   * flush - write the overlay to the file in one transaction. A failure
+   * drops the batch with a warning (lost cache entries, nothing else).
+   */
+  flush(): void {
+    if (this.#flushTimer !== undefined) {
+      clearTimeout(this.#flushTimer);
+      this.#flushTimer = undefined;
+    }
+    if (this.#pending.size === 0) return;
+    const batch = this.#pending;
+    this.#pending = new Map();
+    this.#pendingBytes = 0;
+    this.#flushes++;
+    try {
+      this.#db.transactionSync(() => {
+        for (const [id, value] of batch) {
+          const { key, long } = encodeKey(id);
+          try {
+            if (value === null) this.#db.removeSync(key);
+            else this.#db.putSync(key, long ? wrapLong(long, value) : value);
+          } catch (err) {
+            // One entry LMDB refuses must not cost the others their place.
+            msgWarn(`${this.type}:${this.name}: cannot write cache entry: ${(err as Error).message}`);
+          }
+        }
+      });
+    } catch (err) {
+      msgWarn(`${this.type}:${this.name}: cannot write ${batch.size} cache entries: ${(err as Error).message}`);
+    }
   }
 
   /**
@@ -156,20 +223,25 @@ export class LmdbBackend implements CacheBackend {
    * call starts just past the last key met, in a fresh snapshot, so deletes
    * behind or ahead of the walk are harmless and no read transaction stays
    * open across event-loop turns (which would stop LMDB reusing free pages).
+   * The overlay is flushed first (so the walk meets every write made before
+   * it); entries of a chunk are checked against the overlay, and a flush
+   * during the walk makes it read the rest of its chunk again from the file.
+   * Synchronous: the caller decides where to yield between entries.
    */
-  async *sequence(): AsyncGenerator<[string, Buffer]> {
-    await this.#db.committed;
+  *sequence(): Generator<[string, Buffer]> {
+    this.flush();
     let start: Buffer | undefined;
     for (;;) {
-      const chunk: [Buffer, Buffer][] = [];
       if (this.#closed) return;
+      const chunk: [Buffer, Buffer][] = [];
       for (const { key, value } of this.#db.getRange(start ? { start, limit: WALK_CHUNK } : { limit: WALK_CHUNK })) {
         chunk.push([key, value]);
       }
       if (chunk.length === 0) return;
-      const last = chunk[chunk.length - 1]![0];
-      start = Buffer.concat([last, ZERO_BYTE]); // the least key after last
+      const generation = this.#flushes;
       for (const [key, stored] of chunk) {
+        if (this.#flushes !== generation) break; // the rest of the chunk may be stale
+        start = Buffer.concat([key, ZERO_BYTE]); // the least key after this one
         let id: string;
         let value: Buffer;
         if (key.length === LONG_KEY_LEN) {
@@ -182,21 +254,20 @@ export class LmdbBackend implements CacheBackend {
           value = stored;
         }
         const p = this.#pending.get(id);
-        if (p) {
-          if (p.value === null) continue;
-          value = p.value;
+        if (p !== undefined) {
+          if (p === null) continue;
+          value = p;
         }
         yield [id, value];
       }
     }
   }
 
-  /** close - wait for queued writes, then close the file. */
+  /** close - write what the overlay holds, then close the file. */
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.flush();
     this.#closed = true;
-    await this.#db.committed;
-    this.#pending.clear();
     await this.#db.close();
   }
 }
@@ -223,7 +294,7 @@ export async function lmdbOpen(name: string, opts: BackendOpenOptions): Promise<
     compression: false,
     cache: false,
     noSync: true,
-    pageSize: 4096,
+    pageSize: LMDB_PAGE_SIZE,
     maxDbs: 1,
     permissionsMode: 0o600,
   };

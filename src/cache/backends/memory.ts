@@ -25,21 +25,21 @@ export class MemoryBackend implements CacheBackend {
     this.name = name;
   }
 
-  async lookup(key: string): Promise<Buffer | undefined> {
+  lookup(key: string): Buffer | undefined {
     return this.#map.get(key);
   }
 
-  async update(key: string, value: Buffer): Promise<void> {
+  update(key: string, value: Buffer): void {
     this.#map.set(key, value);
   }
 
-  async delete(key: string): Promise<boolean> {
+  delete(key: string): boolean {
     return this.#map.delete(key);
   }
 
-  /** sequence - walk the live Map iterator (see the header). */
-  async *sequence(): AsyncGenerator<[string, Buffer]> {
-    for (const entry of this.#map) yield entry;
+  /** sequence - the live Map iterator (see the header). */
+  sequence(): Iterable<[string, Buffer]> {
+    return this.#map;
   }
 
   /** size - the number of entries, for tests and statistics. */
