@@ -9,7 +9,14 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { lmdbBackendInfo, lmdbFileFor, lmdbOpen } from "../../src/cache/backends/lmdb.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  FLUSH_DELAY_MS,
+  FLUSH_MAX_ENTRIES,
+  lmdbBackendInfo,
+  lmdbFileFor,
+  lmdbOpen,
+} from "../../src/cache/backends/lmdb.js";
 import { backendConformance } from "./backend-suite.js";
 
 let dir = "";
@@ -54,6 +61,66 @@ describe("lmdb backend specifics", () => {
     assert.ok(file.includes(marker), "raw value bytes present");
     assert.ok(!file.includes(Buffer.from(marker.toString("hex"))), "no hex copy");
     assert.ok(file.includes(Buffer.from("id-raw")), "raw key bytes present");
+  });
+
+  it("batches writes: visible at once, in the file after FLUSH_DELAY_MS or FLUSH_MAX_ENTRIES writes", async () => {
+    const name = join(dir, "batching");
+    const b = await lmdbOpen(name, { truncate: true });
+    try {
+      b.update("one", Buffer.from("v1"));
+      assert.equal(b.pendingWrites, 1, "the write waits in the overlay");
+      assert.deepEqual(b.lookup("one"), Buffer.from("v1"), "and is seen by the next lookup");
+      assert.equal(b.delete("one"), true);
+      assert.equal(b.lookup("one"), undefined, "a delete is seen at once too");
+      await sleep(FLUSH_DELAY_MS * 10);
+      assert.equal(b.pendingWrites, 0, "the timer flushed the overlay");
+      for (let i = 0; i < FLUSH_MAX_ENTRIES - 1; i++) b.update(`id-${i}`, Buffer.from(`value-${i}`));
+      assert.equal(b.pendingWrites, FLUSH_MAX_ENTRIES - 1);
+      b.update("last", Buffer.from("x"));
+      assert.equal(b.pendingWrites, 0, "a full overlay is flushed at once");
+      assert.deepEqual(b.lookup("id-7"), Buffer.from("value-7"), "flushed entries are read from the file");
+      assert.equal(b.lookup("one"), undefined);
+    } finally {
+      await b.close();
+    }
+    const again = await lmdbOpen(name, { truncate: false });
+    try {
+      assert.deepEqual(again.lookup(`id-${FLUSH_MAX_ENTRIES - 2}`), Buffer.from(`value-${FLUSH_MAX_ENTRIES - 2}`));
+      assert.deepEqual(again.lookup("last"), Buffer.from("x"));
+    } finally {
+      await again.close();
+    }
+  });
+
+  it("walks correctly when a flush lands mid-walk (deletes of entries ahead, new entries)", async () => {
+    const b = await lmdbOpen(join(dir, "flushwalk"), { truncate: true });
+    try {
+      const ids = Array.from({ length: 1000 }, (_, i) => `e${String(i).padStart(4, "0")}`);
+      for (const id of ids) b.update(id, Buffer.from(id));
+      const deleted = new Set<string>();
+      const met: string[] = [];
+      for (const [id, value] of b.sequence()) {
+        assert.ok(!deleted.has(id), `met after its delete: ${id}`);
+        assert.deepEqual(value, Buffer.from(id));
+        met.push(id);
+        if (met.length === 10) {
+          // More deletes than FLUSH_MAX_ENTRIES: the overlay is flushed while the walk stands here.
+          for (let i = 500; i < 500 + FLUSH_MAX_ENTRIES + 100; i++) {
+            b.delete(ids[i]!);
+            deleted.add(ids[i]!);
+          }
+          assert.ok(b.pendingWrites < FLUSH_MAX_ENTRIES, "the deletes were flushed during the walk");
+        }
+      }
+      assert.equal(new Set(met).size, met.length, "no entry met twice");
+      assert.deepEqual(
+        met.sort(),
+        ids.filter((id) => !deleted.has(id)),
+        "every entry not deleted is met",
+      );
+    } finally {
+      await b.close();
+    }
   });
 
   it("truncates a file that is not LMDB at all (a crashed or foreign file)", async () => {

@@ -170,6 +170,11 @@ export class LmdbBackend implements CacheBackend {
     return existed;
   }
 
+  /** pendingWrites - writes waiting in the overlay for the next flush (for tests and statistics). */
+  get pendingWrites(): number {
+    return this.#pending.size;
+  }
+
   /** #queue - put a write in the overlay; flush now when it is full, else arm the timer. */
   #queue(id: string, value: Buffer | null): void {
     const old = this.#pending.get(id);
