@@ -40,6 +40,16 @@
  * key_wrap_file on another host, or tampering) is not used and is never
  * overwritten; a warning says so once.
  *
+ * Lost store. A Redis restarted without persistence has forgotten the
+ * current key while running hosts still use it, and the first host to ask
+ * again would create another: two current keys, tickets of one host not
+ * resumable on the others until the epoch ends. So a host offers its current
+ * key again (the same atomic get-or-set, its own sealed blob) every
+ * CURRENT_RECHECK seconds, in the background of a request: when the slot is
+ * empty its key is stored again, and when another key is there it adopts
+ * that key (its own still decrypts its tickets, by name). All hosts thus
+ * agree again within CURRENT_RECHECK seconds.
+ *
  * Outage. When Redis does not answer within the table's timeout, the
  * current key comes from a local list of fallback keys (fully random names,
  * tout no later than FALLBACK_TOUT_MAX seconds ahead so smtpd asks again
@@ -66,6 +76,8 @@ export const FALLBACK_KEEP_MAX = 64;
 export const SKEW_MARGIN = 300;
 /** Names of epochs that start at most this far in this host's future are looked up. */
 export const SKEW_AHEAD = 60;
+/** A host offers its current key to Redis again this often (seconds): see "Lost store". */
+export const CURRENT_RECHECK = 30;
 
 const TKTKEY_INFIX = "tktkey:";
 const SCRIPT_NAME = "tlsmgrTktkeyCreate";
@@ -114,13 +126,15 @@ export class RedisTicketKeys implements TicketKeySource {
   readonly #random: (n: number) => Buffer;
   /** Shared keys seen, by hex name. */
   readonly #shared = new Map<string, TicketKey>();
-  /** The shared current key and the epoch length it belongs to. */
+  /** The shared current key, the epoch length it belongs to, its sealed blob and when it was last offered. */
   #current: TicketKey | undefined;
   #currentLen = 0;
+  #currentBlob: Buffer | undefined;
+  #currentChecked = 0;
   /** Fallback keys, newest first. */
   #local: TicketKey[] = [];
   /** Fetches in flight, by slot, so concurrent requests share one round trip. */
-  readonly #pending = new Map<string, Promise<TicketKey | undefined>>();
+  readonly #pending = new Map<string, Promise<{ key: TicketKey; blob: Buffer } | undefined>>();
   #badBlobWarned = false;
   #closed = false;
 
@@ -147,19 +161,57 @@ export class RedisTicketKeys implements TicketKeySource {
     if (keyname !== undefined) return this.#byName(keyname, now, half);
     const len = ticketEpochLength(sessionTimeout);
     const cur = this.#current;
-    if (cur !== undefined && this.#currentLen === len && cur.tout > now) return cur;
+    if (cur !== undefined && this.#currentLen === len && cur.tout > now) {
+      if (now - this.#currentChecked >= CURRENT_RECHECK) this.#recheckCurrent(cur, len, half, now);
+      return cur;
+    }
     const epoch = ticketEpochOf(now, len);
-    const key = await this.#fetchOrCreate(len, epoch, half, now);
-    if (key !== undefined && key.tout > now) {
-      this.#current = key;
-      this.#currentLen = len;
-      return key;
+    const fetched = await this.#fetchOrCreate(len, epoch, half, now);
+    if (fetched !== undefined && fetched.key.tout > now) {
+      this.#adopt(fetched.key, fetched.blob, len, now);
+      return fetched.key;
     }
     return this.#fallback(now, sessionTimeout, len, epoch);
   }
 
-  /** #fetchOrCreate - the key of epoch e from Redis, offering a new one; undefined when Redis fails. */
-  #fetchOrCreate(len: number, epoch: number, half: number, now: number): Promise<TicketKey | undefined> {
+  /** #adopt - make a shared key the current one. */
+  #adopt(key: TicketKey, blob: Buffer, len: number, now: number): void {
+    this.#current = key;
+    this.#currentLen = len;
+    this.#currentBlob = blob;
+    this.#currentChecked = now;
+  }
+
+  /**
+   * #recheckCurrent - offer the current key again (see "Lost store"), in
+   * the background: the request is answered with the current key meanwhile.
+   */
+  #recheckCurrent(cur: TicketKey, len: number, half: number, now: number): void {
+    const blob = this.#currentBlob;
+    if (blob === undefined) return;
+    this.#currentChecked = now;
+    const epoch = ticketNameEpoch(cur.name).epoch;
+    const slot = this.#slotKey(len, epoch);
+    const ttl = Math.max(1, cur.tout + half + SKEW_MARGIN - now);
+    this.#link
+      .run((c) => (c as ScriptClient)[SCRIPT_CALL]!(slot, blob, ttl))
+      .then(
+        (stored) => {
+          if (!stored || stored.equals(blob) || this.#current !== cur) return;
+          const other = this.#open(stored, len, epoch, slot);
+          if (other !== undefined && other.tout > this.#clock.now()) this.#adopt(other, stored, len, this.#clock.now());
+        },
+        () => undefined, // the link warns about an outage; the next recheck tries again
+      );
+  }
+
+  /** #fetchOrCreate - the key of epoch e from Redis (and its sealed blob), offering a new one; undefined when Redis fails. */
+  #fetchOrCreate(
+    len: number,
+    epoch: number,
+    half: number,
+    now: number,
+  ): Promise<{ key: TicketKey; blob: Buffer } | undefined> {
     const slot = this.#slotKey(len, epoch);
     const pending = this.#pending.get(slot);
     if (pending) return pending;
@@ -175,7 +227,10 @@ export class RedisTicketKeys implements TicketKeySource {
     const run = this.#link
       .run((c) => (c as ScriptClient)[SCRIPT_CALL]!(slot, blob, ttl))
       .then(
-        (stored) => (stored ? this.#open(stored, len, epoch, slot) : undefined),
+        (stored) => {
+          const key = stored ? this.#open(stored, len, epoch, slot) : undefined;
+          return key && stored ? { key, blob: stored } : undefined;
+        },
         () => undefined,
       )
       .finally(() => this.#pending.delete(slot));
@@ -250,7 +305,10 @@ export class RedisTicketKeys implements TicketKeySource {
   #prune(now: number, half: number): void {
     for (const [hex, k] of this.#shared) if (!(k.tout + half > now)) this.#shared.delete(hex);
     this.#local = this.#local.filter((k) => k.tout + half > now);
-    if (this.#current !== undefined && !(this.#current.tout + half > now)) this.#current = undefined;
+    if (this.#current !== undefined && !(this.#current.tout + half > now)) {
+      this.#current = undefined;
+      this.#currentBlob = undefined;
+    }
   }
 
   /** localKeys - how many fallback keys are kept (tests, statistics). */
@@ -264,6 +322,7 @@ export class RedisTicketKeys implements TicketKeySource {
     this.#shared.clear();
     this.#local = [];
     this.#current = undefined;
+    this.#currentBlob = undefined;
     await this.#link.release();
   }
 }

@@ -15,7 +15,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { openTicketKeySource } from "../../src/tickets/key-source.js";
-import { RedisTicketKeys, FALLBACK_TOUT_MAX, ticketEpochLength } from "../../src/tickets/redis-keys.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  CURRENT_RECHECK,
+  FALLBACK_TOUT_MAX,
+  RedisTicketKeys,
+  ticketEpochLength,
+} from "../../src/tickets/redis-keys.js";
 import type { TicketKey, TicketKeySource } from "../../src/tickets/ticket-keys.js";
 import { keygen } from "../../src/tools/keygen.js";
 import { FatalError } from "../../src/log/msg.js";
@@ -116,6 +122,47 @@ describe("shared session ticket keys in Redis", () => {
       assert.equal(await a.keys.tktkey(Buffer.alloc(16, 7), T), undefined, "unknown name");
     } finally {
       await a.keys.close();
+    }
+  });
+
+  it("after Redis forgets its keys (restart without persistence), hosts agree on one current key again", async () => {
+    const start = 1_000_200 * L;
+    /** settlesTo - ask for the current key until it is `want` (the recheck runs in the background). */
+    const settlesTo = async (keys: TicketKeySource, want: TicketKey) => {
+      for (let i = 0; i < 200; i++) {
+        if ((await current(keys)).name.equals(want.name)) return;
+        await sleep(10);
+      }
+      assert.fail(`the current key did not become ${want.name.toString("hex")}`);
+    };
+    const a = await host("lost:", start);
+    const b = await host("lost:", start);
+    const hosts = [a, b];
+    try {
+      const k1 = await current(a.keys);
+      assert.deepEqual((await current(b.keys)).name, k1.name);
+      // Redis loses everything; a host started now creates another key for the same epoch.
+      await server.cli("FLUSHALL");
+      const c = await host("lost:", start + 5);
+      hosts.push(c);
+      const k2 = await current(c.keys);
+      assert.ok(!k2.name.equals(k1.name), "a second current key exists");
+      // Within CURRENT_RECHECK seconds the running hosts offer theirs again and adopt the stored one.
+      a.clock.set(start + CURRENT_RECHECK);
+      await settlesTo(a.keys, k2);
+      b.clock.set(start + CURRENT_RECHECK);
+      await settlesTo(b.keys, k2);
+      assert.deepEqual((await a.keys.tktkey(k1.name, T))?.name, k1.name, "a's tickets under its old key still decrypt");
+      // Redis loses everything again; this time a running host offers first and its key is stored again.
+      await server.cli("FLUSHALL");
+      a.clock.set(start + 2 * CURRENT_RECHECK);
+      await current(a.keys);
+      for (let i = 0; i < 200 && (await storedSlots("lost:")).length === 0; i++) await sleep(10);
+      const d = await host("lost:", start + 2 * CURRENT_RECHECK);
+      hosts.push(d);
+      assert.deepEqual((await current(d.keys)).name, k2.name, "a new host gets the key the running hosts use");
+    } finally {
+      for (const h of hosts) await h.keys.close();
     }
   });
 

@@ -28,8 +28,9 @@
  * cache is truncated at every start, so durability buys nothing; at most
  * FLUSH_DELAY_MS of writes are lost when the process is killed. (No write
  * map: with useWritemap the bundled LMDB aborts in mdb_freelist_save() when
- * long keys are deleted.) A failed flush (disk full) drops that batch with one
- * warning: for a cache that is only lost entries.
+ * long keys are deleted.) A failed flush (disk full) drops that batch: for a
+ * cache that is only lost entries. One warning per run of failures, and an
+ * info line with the count of lost entries when writes succeed again.
  *
  * Page size 4096 (LMDB's usual): a session of up to 4080 bytes with its
  * header then takes at most one overflow page. With 2 KiB pages the file was
@@ -52,7 +53,7 @@ import { rm, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { open, type RootDatabase, type RootDatabaseOptionsWithPath } from "lmdb";
 import type { BackendInfo, BackendOpenOptions, CacheBackend } from "../backend.js";
-import { msgWarn } from "../../log/msg.js";
+import { msgInfo, msgWarn } from "../../log/msg.js";
 
 export const LMDB_MAP_TYPES = ["lmdb", "btree", "hash"];
 export const LMDB_SUFFIX = ".lmdb";
@@ -120,6 +121,8 @@ export class LmdbBackend implements CacheBackend {
   #flushTimer: NodeJS.Timeout | undefined;
   /** Flushes so far: a walk re-reads its chunk after one (see sequence()). */
   #flushes = 0;
+  /** Entries lost since writes began to fail (one warning per run of failures), or -1 while writes succeed. */
+  #lostSinceFailing = -1;
   #closed = false;
 
   constructor(type: string, name: string, file: string, db: Db) {
@@ -220,8 +223,27 @@ export class LmdbBackend implements CacheBackend {
         }
       });
     } catch (err) {
-      msgWarn(`${this.type}:${this.name}: cannot write ${batch.size} cache entries: ${(err as Error).message}`);
+      this.#writeFailed(batch.size, err);
+      return;
     }
+    if (this.#lostSinceFailing >= 0) {
+      msgInfo(`${this.type}:${this.name}: cache writes succeed again; ${this.#lostSinceFailing} entries were not stored`);
+      this.#lostSinceFailing = -1;
+    }
+  }
+
+  /**
+   * #writeFailed - a batch could not be written (disk full, file size limit):
+   * its entries are lost (cache misses later). One warning per run of
+   * failures, not one per batch: a busy daemon flushes hundreds of times a
+   * second.
+   */
+  #writeFailed(entries: number, err: unknown): void {
+    if (this.#lostSinceFailing < 0) {
+      msgWarn(`${this.type}:${this.name}: cannot write cache entries: ${(err as Error).message}; serving without them`);
+      this.#lostSinceFailing = 0;
+    }
+    this.#lostSinceFailing += entries;
   }
 
   /**

@@ -1,0 +1,81 @@
+/**
+ * disk-full.test.ts - the daemon when its session cache file cannot grow:
+ *                     the real daemon with a file size limit (RLIMIT_FSIZE,
+ *                     set on the running process with prlimit(1)), as on a
+ *                     full disk.
+ * Owns: what an administrator sees: one warning naming the cache and the
+ *       cause (not one per batch of writes), every request still answered,
+ *       entries stored before the limit still found, a clean stop.
+ * Not here: the batching itself (test/conformance/lmdb.test.ts).
+ * See also: src/cache/backends/lmdb.ts (LmdbBackend.flush, #writeFailed)
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
+import { startDaemon, tlsmgrLookup } from "../helpers/daemon.js";
+import type { RunningDaemon } from "../helpers/daemon.js";
+import { openAnnounced, rawTestInstance } from "../helpers/raw-conn.js";
+import type { RawTestInstance } from "../helpers/raw-conn.js";
+
+const OK = "status\x000\0\0";
+/** The largest file the daemon may write: room for a few hundred 3 KB sessions. */
+const FILE_SIZE_LIMIT = 1024 * 1024;
+const ENTRIES = 800;
+
+const session = (i: number) => Buffer.alloc(3000, i & 0xff);
+const update = (i: number) =>
+  `request\0update\0cache_type\0smtpd\0cache_id\0id-${i}\0session\0${session(i).toString("base64")}\0\0`;
+
+let inst: RawTestInstance;
+let daemon: RunningDaemon;
+
+before(async () => {
+  inst = rawTestInstance("diskfull", ["smtpd_tls_session_cache_database = lmdb:${data_directory}/smtpd_scache"]);
+  daemon = await startDaemon({ configDir: inst.dir, socket: inst.socket });
+  execFileSync("prlimit", ["--pid", String(daemon.proc.pid), `--fsize=${FILE_SIZE_LIMIT}`]);
+});
+
+after(async () => {
+  if (daemon?.proc.exitCode === null) await daemon.stop();
+  inst?.cleanup();
+});
+
+test("a cache file that cannot grow: one warning, every request answered, stored entries found, clean stop", async () => {
+  const c = await openAnnounced(daemon.socket);
+  try {
+    // 2.4 MB of sessions into a file limited to 1 MiB: updates are answered
+    // at once (they wait in the overlay); the writes that do not fit are lost.
+    for (let i = 0; i < ENTRIES; i++) {
+      assert.equal(await c.exchange(update(i), OK), OK, `update ${i}`);
+      if (i % 50 === 49) await sleep(5); // let the flush timer run between bursts
+    }
+    await sleep(50);
+    let found = 0;
+    let missed = 0;
+    for (let i = 0; i < ENTRIES; i++) {
+      const r = await tlsmgrLookup(daemon.socket, "smtpd", `id-${i}`);
+      if (r.status === 0 && r.session.equals(session(i))) found++;
+      else if (r.status === -1 && r.session.length === 0) missed++;
+      else assert.fail(`lookup ${i}: status ${r.status}, ${r.session.length} bytes`);
+    }
+    assert.ok(found > 0, "entries written before the limit are found");
+    assert.ok(missed > 0, "entries that did not fit are misses");
+    assert.equal(found + missed, ENTRIES);
+  } finally {
+    c.close();
+  }
+  // One warning per run of failed writes, one info line when writes succeed
+  // again (a small batch may still fit in free pages): never one per batch.
+  const log = daemon.stderr();
+  const warnings = log.split("\n").filter((l) => l.includes("warning:"));
+  const recoveries = log.split("\n").filter((l) => /cache writes succeed again; \d+ entries were not stored$/.test(l));
+  assert.ok(warnings.length >= 1, "the failure is reported");
+  for (const w of warnings)
+    assert.match(w, /warning: lmdb:.*smtpd_scache: cannot write cache entries: .+; serving without them$/);
+  assert.ok(
+    warnings.length === recoveries.length || warnings.length === recoveries.length + 1,
+    `one warning per run of failures:\n${log}`,
+  );
+  assert.equal(await daemon.stop(), 0, "the daemon stops cleanly on SIGTERM");
+});
