@@ -16,21 +16,19 @@
  * caller may keep it), peek() hands out lmdb-js's shared read buffer (valid
  * until the next read; the request path encodes it into the reply at once).
  *
- * Writes are batched by this backend: update() and delete() put the write in
- * an overlay Map (so the next lookup sees it) and return. The overlay is
- * handed to lmdb-js in one event-loop turn, which commits it as ONE
- * transaction on a thread of libuv's pool, when it holds FLUSH_MAX_ENTRIES
- * writes or FLUSH_MAX_BYTES of values, or FLUSH_DELAY_MS after its first
- * write. Until that commit lands the batch stays readable in the overlay.
- * A put costs the main thread about 2 us this way (the tree and the commit
- * are the pool thread's work), against 9 us for a synchronous transaction on
- * the main thread; and one pool round trip per batch instead of one per
- * write (60-80 us of CPU each) when lmdb-js was given each write in a turn
- * of its own (see docs/benchmarks.md). No sync: the cache is truncated at
- * every start, so durability buys nothing; at most FLUSH_DELAY_MS of writes
- * and the commits in flight are lost when the process is killed. (No write
+ * Writes are batched by this backend, not by lmdb-js: update() and delete()
+ * put the write in an overlay Map (so the next lookup sees it) and return;
+ * the overlay is written to the file in ONE synchronous transaction when it
+ * holds FLUSH_MAX_ENTRIES writes or FLUSH_MAX_BYTES of values, or
+ * FLUSH_DELAY_MS after its first write, whichever comes first. A transaction
+ * costs a fixed part (begin, commit) and a part per write; on the main thread
+ * it is about 9 us per write in batches of 16 or more, against a round trip
+ * through libuv's thread pool and back per write (60-80 us of CPU) when
+ * lmdb-js commits each one itself (see docs/benchmarks.md). No sync: the
+ * cache is truncated at every start, so durability buys nothing; at most
+ * FLUSH_DELAY_MS of writes are lost when the process is killed. (No write
  * map: with useWritemap the bundled LMDB aborts in mdb_freelist_save() when
- * long keys are deleted.) A failed commit (disk full) drops its batch: for a
+ * long keys are deleted.) A failed flush (disk full) drops that batch: for a
  * cache that is only lost entries. One warning per run of failures, and an
  * info line with the count of lost entries when writes succeed again.
  *
@@ -117,16 +115,12 @@ export class LmdbBackend implements CacheBackend {
   /** The file on disk. */
   readonly file: string;
   #db: Db;
-  /** Writes not yet handed to lmdb-js: the value, or null for a delete. */
+  /** Writes not yet in the file: the value, or null for a delete. */
   #pending = new Map<string, Buffer | null>();
   #pendingBytes = 0;
-  /** Batches handed to lmdb-js whose commit has not landed, oldest first. */
-  #inflight: Map<string, Buffer | null>[] = [];
-  /** Resolves when the last batch handed over has landed. */
-  #lastCommit: Promise<void> = Promise.resolve();
   #flushTimer: NodeJS.Timeout | undefined;
-  /** Commits landed so far: a walk re-reads its chunk after one (see sequence()). */
-  #landed = 0;
+  /** Flushes so far: a walk re-reads its chunk after one (see sequence()). */
+  #flushes = 0;
   /** Entries lost since writes began to fail (one warning per run of failures), or -1 while writes succeed. */
   #lostSinceFailing = -1;
   #closed = false;
@@ -140,7 +134,7 @@ export class LmdbBackend implements CacheBackend {
 
   /** lookup - the overlay first, then the file; a copy the caller may keep. */
   lookup(id: string): Buffer | undefined {
-    const p = this.#overlay(id);
+    const p = this.#pending.get(id);
     if (p !== undefined) return p ?? undefined;
     const v = this.#readCommitted(id);
     return v === undefined ? undefined : Buffer.from(v);
@@ -148,20 +142,9 @@ export class LmdbBackend implements CacheBackend {
 
   /** peek - as lookup(), without the copy: valid until the next call (see the header). */
   peek(id: string): Buffer | undefined {
-    const p = this.#overlay(id);
+    const p = this.#pending.get(id);
     if (p !== undefined) return p ?? undefined;
     return this.#readCommitted(id);
-  }
-
-  /** #overlay - the newest write of id not yet landed: value, null (deleted) or undefined (none). */
-  #overlay(id: string): Buffer | null | undefined {
-    const p = this.#pending.get(id);
-    if (p !== undefined || this.#inflight.length === 0) return p;
-    for (let i = this.#inflight.length - 1; i >= 0; i--) {
-      const v = this.#inflight[i]!.get(id);
-      if (v !== undefined) return v;
-    }
-    return undefined;
   }
 
   /** #readCommitted - the value in the file, in lmdb-js's shared read buffer. */
@@ -184,7 +167,7 @@ export class LmdbBackend implements CacheBackend {
 
   delete(id: string): boolean {
     if (this.#closed) throw new Error(`${this.type}:${this.name}: delete after close`);
-    const p = this.#overlay(id);
+    const p = this.#pending.get(id);
     const existed = p !== undefined ? p !== null : this.#readCommitted(id) !== undefined;
     if (existed) this.#queue(id, null);
     return existed;
@@ -213,8 +196,8 @@ export class LmdbBackend implements CacheBackend {
   };
 
   /**
-   * flush - hand the pending writes to lmdb-js in this turn (one
-   * transaction); they stay readable here until the commit lands.
+   * flush - write the overlay to the file in one transaction. A failure
+   * drops the batch with a warning (lost cache entries, nothing else).
    */
   flush(): void {
     if (this.#flushTimer !== undefined) {
@@ -225,17 +208,14 @@ export class LmdbBackend implements CacheBackend {
     const batch = this.#pending;
     this.#pending = new Map();
     this.#pendingBytes = 0;
-    this.#inflight.push(batch);
-    let commit: Promise<boolean>;
+    this.#flushes++;
     try {
-      // One lmdb-js batch: one transaction, one promise (the puts inside it
-      // have none of their own), settled when the commit lands or fails.
-      commit = this.#db.batch(() => {
+      this.#db.transactionSync(() => {
         for (const [id, value] of batch) {
           const { key, long } = encodeKey(id);
           try {
-            if (value === null) this.#db.remove(key);
-            else this.#db.put(key, long ? wrapLong(long, value) : value);
+            if (value === null) this.#db.removeSync(key);
+            else this.#db.putSync(key, long ? wrapLong(long, value) : value);
           } catch (err) {
             // One entry LMDB refuses must not cost the others their place.
             msgWarn(`${this.type}:${this.name}: cannot write cache entry: ${(err as Error).message}`);
@@ -243,34 +223,13 @@ export class LmdbBackend implements CacheBackend {
         }
       });
     } catch (err) {
-      commit = Promise.reject(err);
-    }
-    this.#lastCommit = commit.then(
-      () => this.#landedBatch(batch),
-      (err: unknown) => this.#landedBatch(batch, err),
-    );
-  }
-
-  /**
-   * #landedBatch - a commit landed, or failed: either way the file now
-   * answers for the batch's ids. lmdb-js rejects a failed commit with a
-   * generic error whose commitError promise carries the cause.
-   */
-  async #landedBatch(batch: Map<string, Buffer | null>, err?: unknown): Promise<void> {
-    const i = this.#inflight.indexOf(batch);
-    if (i >= 0) this.#inflight.splice(i, 1);
-    this.#landed++;
-    if (err === undefined) {
-      if (this.#lostSinceFailing >= 0) {
-        msgInfo(`${this.type}:${this.name}: cache writes succeed again; ${this.#lostSinceFailing} entries were not stored`);
-        this.#lostSinceFailing = -1;
-      }
+      this.#writeFailed(batch.size, err);
       return;
     }
-    let cause: unknown = err;
-    const detail = (err as { commitError?: unknown } | null | undefined)?.commitError;
-    if (detail instanceof Promise) cause = await detail.then(() => err, (real: unknown) => real);
-    this.#writeFailed(batch.size, cause);
+    if (this.#lostSinceFailing >= 0) {
+      msgInfo(`${this.type}:${this.name}: cache writes succeed again; ${this.#lostSinceFailing} entries were not stored`);
+      this.#lostSinceFailing = -1;
+    }
   }
 
   /**
@@ -292,20 +251,13 @@ export class LmdbBackend implements CacheBackend {
    * call starts just past the last key met, in a fresh snapshot, so deletes
    * behind or ahead of the walk are harmless and no read transaction stays
    * open across event-loop turns (which would stop LMDB reusing free pages).
-   * Writes made before the walk that are not in the file yet (the overlay)
-   * are met first, then the file, skipping those ids. Every entry is checked
-   * against the overlay when met, and a commit landing during the walk makes
-   * it read the rest of its chunk again. Synchronous: the caller decides where
-   * to yield between entries.
+   * The overlay is flushed first (so the walk meets every write made before
+   * it); entries of a chunk are checked against the overlay, and a flush
+   * during the walk makes it read the rest of its chunk again from the file.
+   * Synchronous: the caller decides where to yield between entries.
    */
   *sequence(): Generator<[string, Buffer]> {
     this.flush();
-    const early = new Set<string>();
-    for (const batch of this.#inflight) for (const id of batch.keys()) early.add(id);
-    for (const id of early) {
-      const value = this.peek(id);
-      if (value !== undefined) yield [id, Buffer.from(value)];
-    }
     let start: Buffer | undefined;
     for (;;) {
       if (this.#closed) return;
@@ -314,9 +266,9 @@ export class LmdbBackend implements CacheBackend {
         chunk.push([key, value]);
       }
       if (chunk.length === 0) return;
-      const generation = this.#landed;
+      const generation = this.#flushes;
       for (const [key, stored] of chunk) {
-        if (this.#landed !== generation) break; // the rest of the chunk may be stale
+        if (this.#flushes !== generation) break; // the rest of the chunk may be stale
         start = Buffer.concat([key, ZERO_BYTE]); // the least key after this one
         let id: string;
         let value: Buffer;
@@ -329,8 +281,7 @@ export class LmdbBackend implements CacheBackend {
           id = key.toString("utf8");
           value = stored;
         }
-        if (early.has(id)) continue;
-        const p = this.#overlay(id);
+        const p = this.#pending.get(id);
         if (p !== undefined) {
           if (p === null) continue;
           value = p;
@@ -340,17 +291,11 @@ export class LmdbBackend implements CacheBackend {
     }
   }
 
-  /** close - hand over what the overlay holds, wait for the commits, close the file. */
+  /** close - write what the overlay holds, then close the file. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.flush();
     this.#closed = true;
-    await this.#lastCommit;
-    try {
-      await this.#db.committed;
-    } catch {
-      /* a failed commit was warned about already */
-    }
     await this.#db.close();
   }
 }
@@ -377,9 +322,6 @@ export async function lmdbOpen(name: string, opts: BackendOpenOptions): Promise<
     compression: false,
     cache: false,
     noSync: true,
-    // Writes are batched here (flush()); lmdb-js's own per-turn batch would
-    // add a transaction promise that nobody handles when a commit fails.
-    eventTurnBatching: false,
     pageSize: LMDB_PAGE_SIZE,
     maxDbs: 1,
     permissionsMode: 0o600,
