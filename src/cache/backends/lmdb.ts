@@ -29,8 +29,10 @@
  * FLUSH_DELAY_MS of writes are lost when the process is killed. (No write
  * map: with useWritemap the bundled LMDB aborts in mdb_freelist_save() when
  * long keys are deleted.) A failed flush (disk full) drops that batch: for a
- * cache that is only lost entries. One warning per run of failures, and an
- * info line with the count of lost entries when writes succeed again.
+ * cache that is only lost entries. Then writes are not tried for a back-off
+ * (10 s doubling to 300 s; see #writeFailed); one warning per run of
+ * failures, and an info line with the count of lost entries when writes
+ * succeed again.
  *
  * Page size 4096 (LMDB's usual): a session of up to 4080 bytes with its
  * header then takes at most one overflow page. With 2 KiB pages the file was
@@ -71,6 +73,9 @@ export const FLUSH_MAX_ENTRIES = 256;
 export const FLUSH_MAX_BYTES = 1024 * 1024;
 /** ...and otherwise this long after its first write. */
 export const FLUSH_DELAY_MS = 2;
+/** After a failed write, writes are dropped for this long (ms), doubling up to WRITE_BACKOFF_MAX_MS. */
+export const WRITE_BACKOFF_FIRST_MS = 10_000;
+export const WRITE_BACKOFF_MAX_MS = 300_000;
 /** LMDB page size of the files this backend creates (see the header). */
 export const LMDB_PAGE_SIZE = 4096;
 
@@ -123,6 +128,9 @@ export class LmdbBackend implements CacheBackend {
   #flushes = 0;
   /** Entries lost since writes began to fail (one warning per run of failures), or -1 while writes succeed. */
   #lostSinceFailing = -1;
+  /** While writes fail: no write is tried before this time (ms), and the current back-off. */
+  #writesResumeAt = 0;
+  #backoffMs = 0;
   #closed = false;
 
   constructor(type: string, name: string, file: string, db: Db) {
@@ -209,6 +217,10 @@ export class LmdbBackend implements CacheBackend {
     this.#pending = new Map();
     this.#pendingBytes = 0;
     this.#flushes++;
+    if (this.#backoffMs > 0 && Date.now() < this.#writesResumeAt) {
+      this.#lostSinceFailing += batch.size; // backing off after a failed write (see #writeFailed)
+      return;
+    }
     try {
       this.#db.transactionSync(() => {
         for (const [id, value] of batch) {
@@ -229,18 +241,27 @@ export class LmdbBackend implements CacheBackend {
     if (this.#lostSinceFailing >= 0) {
       msgInfo(`${this.type}:${this.name}: cache writes succeed again; ${this.#lostSinceFailing} entries were not stored`);
       this.#lostSinceFailing = -1;
+      this.#backoffMs = 0;
     }
   }
 
   /**
    * #writeFailed - a batch could not be written (disk full, file size limit):
    * its entries are lost (cache misses later). One warning per run of
-   * failures, not one per batch: a busy daemon flushes hundreds of times a
-   * second.
+   * failures, not one per batch, and no write is tried for a back-off that
+   * doubles from WRITE_BACKOFF_FIRST_MS to WRITE_BACKOFF_MAX_MS: a full disk
+   * gains nothing from hundreds of failing commits a second, and lmdb-js
+   * 3.5.6 was seen to abort the process (free(): invalid pointer) after a
+   * series of failed synchronous commits.
    */
   #writeFailed(entries: number, err: unknown): void {
+    this.#backoffMs = Math.min(WRITE_BACKOFF_MAX_MS, Math.max(WRITE_BACKOFF_FIRST_MS, this.#backoffMs * 2));
+    this.#writesResumeAt = Date.now() + this.#backoffMs;
     if (this.#lostSinceFailing < 0) {
-      msgWarn(`${this.type}:${this.name}: cannot write cache entries: ${(err as Error).message}; serving without them`);
+      msgWarn(
+        `${this.type}:${this.name}: cannot write cache entries: ${(err as Error).message};` +
+          ` new entries are not stored for ${this.#backoffMs / 1000}s, then tried again`,
+      );
       this.#lostSinceFailing = 0;
     }
     this.#lostSinceFailing += entries;
