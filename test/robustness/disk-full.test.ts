@@ -5,7 +5,9 @@
  *                     full disk.
  * Owns: what an administrator sees: one warning naming the cache and the
  *       cause (not one per batch of writes), every request still answered,
- *       entries stored before the limit still found, a clean stop.
+ *       entries stored before the limit still found, writes stored again
+ *       (and one info line) once the file can grow and the back-off is over,
+ *       a clean stop.
  * Not here: the batching itself (test/conformance/lmdb.test.ts).
  * See also: src/cache/backends/lmdb.ts (LmdbBackend.flush, #writeFailed)
  */
@@ -17,6 +19,7 @@ import { startDaemon, tlsmgrLookup } from "../helpers/daemon.js";
 import type { RunningDaemon } from "../helpers/daemon.js";
 import { openAnnounced, rawTestInstance } from "../helpers/raw-conn.js";
 import type { RawTestInstance } from "../helpers/raw-conn.js";
+import { WRITE_BACKOFF_FIRST_MS } from "../../src/cache/backends/lmdb.js";
 
 const OK = "status\x000\0\0";
 /** The largest file the daemon may write: room for a few hundred 3 KB sessions. */
@@ -33,7 +36,7 @@ let daemon: RunningDaemon;
 before(async () => {
   inst = rawTestInstance("diskfull", ["smtpd_tls_session_cache_database = lmdb:${data_directory}/smtpd_scache"]);
   daemon = await startDaemon({ configDir: inst.dir, socket: inst.socket });
-  execFileSync("prlimit", ["--pid", String(daemon.proc.pid), `--fsize=${FILE_SIZE_LIMIT}`]);
+  execFileSync("prlimit", ["--pid", String(daemon.proc.pid), `--fsize=${FILE_SIZE_LIMIT}:unlimited`]);
 });
 
 after(async () => {
@@ -41,7 +44,7 @@ after(async () => {
   inst?.cleanup();
 });
 
-test("a cache file that cannot grow: one warning, every request answered, stored entries found, clean stop", async () => {
+test("a cache file that cannot grow: one warning, every request answered, stored entries found; writes again once it can", async () => {
   const c = await openAnnounced(daemon.socket);
   try {
     // 2.4 MB of sessions into a file limited to 1 MiB: updates are answered
@@ -85,5 +88,23 @@ test("a cache file that cannot grow: one warning, every request answered, stored
     assert.match(w, /warning: lmdb:.*smtpd_scache: cannot write cache entries: .+; new entries are not stored for 10s, then tried again$/);
   assert.equal(warnings.length, 1, `one warning:\n${log}`);
   assert.equal(recoveries.length, 0, `no write tried during the back-off:\n${log}`);
+
+  // Room again (the limit lifted): once the back-off is over, writes are
+  // tried, stored, and one info line says how many entries were lost.
+  execFileSync("prlimit", ["--pid", String(daemon.proc.pid), "--fsize=unlimited:unlimited"]);
+  await sleep(WRITE_BACKOFF_FIRST_MS + 500);
+  const again = await openAnnounced(daemon.socket);
+  try {
+    for (let i = ENTRIES; i < ENTRIES + 20; i++) assert.equal(await again.exchange(update(i), OK), OK);
+  } finally {
+    again.close();
+  }
+  await sleep(50);
+  for (let i = ENTRIES; i < ENTRIES + 20; i++) {
+    const r = await tlsmgrLookup(daemon.socket, "smtpd", `id-${i}`);
+    assert.ok(r.status === 0 && r.session.equals(session(i)), `entry ${i} stored after the back-off`);
+  }
+  const after = daemon.stderr().split("\n").filter((l) => /cache writes succeed again; \d+ entries were not stored$/.test(l));
+  assert.equal(after.length, 1, `one info line when writes succeed again:\n${daemon.stderr()}`);
   assert.equal(await daemon.stop(), 0, "the daemon stops cleanly on SIGTERM");
 });
