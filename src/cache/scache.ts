@@ -389,12 +389,16 @@ export class SessionCache {
     try {
       current = this.backend.peek ? this.backend.peek(id) : this.backend.lookup(id);
     } catch (err) {
-      return this.#lookupFailed(id, err) ?? false;
+      this.#lookupFailed(id, err);
+      return false;
     }
     if (current instanceof Promise)
       return current.then(
         (value) => this.#deleteIfStillBad(id, value),
-        (err: unknown) => this.#lookupFailed(id, err) ?? false,
+        (err: unknown) => {
+          this.#lookupFailed(id, err);
+          return false;
+        },
       );
     return this.#deleteIfStillBad(id, current);
   }

@@ -178,10 +178,15 @@ function cacheFor(state: TlsmgrState, type: string, request: string): SessionCac
 const lookupAnswer = (session: Buffer | undefined): string =>
   session === undefined ? lookupReply(TLS_MGR_STAT_ERR, EMPTY) : lookupReply(TLS_MGR_STAT_OK, session);
 
+/** The two replies an update or delete gives once it ran: built once, not per request. */
+const STATUS_OK_REPLY = statusReply(TLS_MGR_STAT_OK);
+const STATUS_ERR_REPLY = statusReply(TLS_MGR_STAT_ERR);
+const statusFromOk = (ok: boolean): string => (ok ? STATUS_OK_REPLY : STATUS_ERR_REPLY);
+const statusFromError = (): string => STATUS_ERR_REPLY;
+
 /** statusAnswer - the status reply of an update or delete, now or when it settles. */
 function statusAnswer(done: MaybePromise<boolean>): Reply {
-  const answer = (ok: boolean) => statusReply(ok ? TLS_MGR_STAT_OK : TLS_MGR_STAT_ERR);
-  return done instanceof Promise ? done.then(answer, () => statusReply(TLS_MGR_STAT_ERR)) : answer(done);
+  return done instanceof Promise ? done.then(statusFromOk, statusFromError) : statusFromOk(done);
 }
 
 function handleLookup(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
