@@ -10,6 +10,8 @@
  * Never pass session bytes or key material to these functions.
  */
 
+import { ERR_FATAL, ERR_PANIC, TlsmgrError } from "./errors.js";
+
 export type MsgLevel = "info" | "warning" | "error" | "fatal" | "panic";
 
 /** A sink receives one finished line without the "name[pid]: " tag. */
@@ -18,13 +20,17 @@ export interface MsgSink {
 }
 
 /** Thrown by msgFatal so that main() exits 1 after the line was logged. */
-export class FatalError extends Error {
-  readonly code = "TLSMGR_FATAL";
+export class FatalError extends TlsmgrError {
+  constructor(message: string) {
+    super(message, ERR_FATAL);
+  }
 }
 
 /** Thrown by msgPanic: a broken invariant. */
-export class PanicError extends Error {
-  readonly code = "TLSMGR_PANIC";
+export class PanicError extends TlsmgrError {
+  constructor(message: string) {
+    super(message, ERR_PANIC);
+  }
 }
 
 const PREFIX: Record<MsgLevel, string> = {
