@@ -4,7 +4,7 @@
  * Owns: recording a latency in microseconds, count/min/max/mean, percentiles
  *       (nearest rank), merging, and a compact JSON form for IPC.
  * Not here: timing itself (bench/load.ts), presentation (bench/report.ts).
- * See also: bench/load.ts, test/unit/bench-histogram.test.ts
+ * See also: bench/load.ts, bench/test/histogram.test.ts
  *
  * Bucket i >= 1 holds values in [G^(i-1), G^i) microseconds with G = 1.01;
  * bucket 0 holds values below 1 us. A percentile is answered with the

@@ -4,7 +4,7 @@
  *       next request kind by weight, and a small seeded PRNG so that a run's
  *       request sequence can be repeated.
  * Not here: what each request carries (bench/workload.ts, bench/wire.ts).
- * See also: bench/load.ts, test/unit/bench-mix.test.ts
+ * See also: bench/load.ts, bench/test/mix.test.ts
  */
 
 /** The request kinds the generator sends (Postfix's request names). */

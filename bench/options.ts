@@ -2,7 +2,7 @@
  * options.ts - the command line of `npm run bench`.
  * Owns: option names, defaults, checking values, the usage text.
  * Not here: running anything (bench/run.ts).
- * See also: docs/benchmarks.md, test/unit/bench-options.test.ts
+ * See also: docs/benchmarks.md, bench/test/options.test.ts
  */
 
 import { tmpdir } from "node:os";

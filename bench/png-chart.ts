@@ -7,6 +7,16 @@
  *       throughput and p99 against client count, plotSweep() for a sweep run.
  * Not here: the figures (bench/report.ts, bench/sweep.ts).
  * See also: docs/benchmarks.md (the plots), PNG (RFC 2083)
+ *
+ * Why no library: a plot needs a raster, a font and a PNG encoder. The npm
+ * chart packages that write PNG draw through node-canvas (chartjs-node-canvas
+ * -> canvas: a native addon that prebuild-install downloads at install, else
+ * node-gyp builds against cairo) or resvg (@resvg/resvg-js: a native binary
+ * per platform); either would add a native build or a download to `npm ci`
+ * for a benchmark's two pictures. The small pure-JS encoders (pngjs,
+ * fast-png) replace only crc32() and pngChunk() here, about 25 lines, and
+ * not the raster, the font or the layout. So the drawing stays here,
+ * tested by bench/test/png-chart.test.ts.
  */
 
 import { deflateSync } from "node:zlib";

@@ -3,8 +3,8 @@
  * Owns: a timed loop of what the server does per seed request: generate(n) then
  *       mixTimeOfDay(), and the cost of mixTimeOfDay() alone. Prints figures;
  *       not a test (no assertions on speed).
- * Not here: the wire protocol cost (see the lead's bench/run.ts).
- * See also: src/prng/pool.ts
+ * Not here: the wire protocol cost (bench/run.ts).
+ * See also: src/prng/pool.ts, docs/benchmarks.md (the seed block)
  *
  * Usage: node dist/bench/seed-bench.js [seconds-per-size (default 2)] [seed-block-bytes (default the pool's)]
  */

@@ -7,20 +7,20 @@
  *       the temporary configuration of each, finding the daemon's pid (for
  *       Postfix: master's child named tlsmgr, which master starts on the
  *       first connection), the cache files to size, and stopping.
- * Not here: the Postfix instance layout (test/helpers/postfix-instance.ts),
- *           the load (bench/load.ts).
- * See also: /work/shared/docs/postfix-test-instance.md, src/main.ts
+ * Not here: the Postfix instance layout (bench/postfix-master.ts), the load
+ *           (bench/load.ts).
+ * See also: src/main.ts
  */
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { createPostfixInstance, postfixAvailable } from "../test/helpers/postfix-instance.js";
+import { postfixAvailable, startPostfixMaster } from "./postfix-master.js";
 import { fileBytes, findChildByComm } from "./proc-stats.js";
 
 /** cacheSettings - the main.cf cache settings every implementation is measured with. */
@@ -186,45 +186,30 @@ function sumBytes(files: string[]): { size: number; allocated: number } {
 async function startPostfix(impl: "postfix" | "postfix-lmdb", o: TargetOptions): Promise<BenchTarget> {
   if (!postfixAvailable()) throw new Error("postfix is not installed here");
   const db = impl === "postfix" ? "btree" : "lmdb";
-  // the instance goes under os.tmpdir(), which follows TMPDIR: point it at baseDir for this call
-  const savedTmp = process.env["TMPDIR"];
-  if (o.baseDir !== undefined) process.env["TMPDIR"] = o.baseDir;
-  const pf = await createPostfixInstance({
-    tlsmgr: "postfix",
+  const pf = await startPostfixMaster({
+    ...(o.baseDir !== undefined ? { baseDir: o.baseDir } : {}),
     mainCf: {
       ...cacheSettings(db, o.cacheTimeout),
       // tlsmgr must not exit between the phases of a run
       max_idle: "3600s",
     },
-  }).finally(() => {
-    if (savedTmp === undefined) delete process.env["TMPDIR"];
-    else process.env["TMPDIR"] = savedTmp;
   });
   try {
-    await pf.start();
     await waitForAnnouncement(pf.tlsmgrSocket, 30_000, () => true);
   } catch (e) {
     await pf.destroy();
     throw e;
   }
-  const masterPid = (): number | undefined => {
-    try {
-      return Number(readFileSync(join(pf.queueDir, "pid", "master.pid"), "utf8").trim()) || undefined;
-    } catch {
-      return undefined;
-    }
-  };
   let tlsmgrPid: number | undefined;
-  const version = (await pf.postconf("-h", "mail_version")).trim();
   const ext = db === "btree" ? ".db" : ".lmdb";
   return {
     impl,
-    label: `postfix ${version} (${db})`,
+    label: `postfix ${pf.version} (${db})`,
     dbType: db,
     socket: pf.tlsmgrSocket,
     daemonPid: () => {
       if (tlsmgrPid !== undefined && existsSync(`/proc/${tlsmgrPid}`)) return tlsmgrPid;
-      const m = masterPid();
+      const m = pf.masterPid();
       tlsmgrPid = m === undefined ? undefined : findChildByComm(m, "tlsmgr");
       return tlsmgrPid;
     },

@@ -5,8 +5,8 @@
  *       a reply list in a byte buffer, and reading its leading status.
  * Not here: the daemon's codec (src/protocol/attr0.ts), which the generator
  *           deliberately does not share; the general client (src/client/).
- * See also: /work/shared/docs/postfix-tlsmgr-facts.md sections 2-3,
- *           test/unit/bench-wire.test.ts
+ * See also: postfix/src/tls/tls_mgr.c (the requests), src/protocol/tlsmgr-proto.ts,
+ *           bench/test/wire.test.ts
  */
 
 /** lookupRequest - request=lookup cache_type cache_id */

@@ -7,7 +7,7 @@
  *       (mostly overwriting pre-filled ids, so the cache keeps its size).
  * Not here: encoding (bench/wire.ts), sending (bench/load.ts).
  * See also: postfix/src/tls/tls_server.c (GEN_CACHE_ID),
- *           postfix/src/smtp/smtp_key.c, test/unit/bench-workload.test.ts
+ *           postfix/src/smtp/smtp_key.c, bench/test/workload.test.ts
  */
 
 import { randomBytes } from "node:crypto";

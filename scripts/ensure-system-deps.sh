@@ -4,7 +4,7 @@
 #                         openssl, swaks, redis-server.
 # Owns: the check (fast, silent when all is there) and the apt-get install.
 # Not here: running the tests (scripts/test.sh runs this first).
-# See also: test/helpers/postfix-instance.ts (SYSTEM_DEPS_MARKER, postfixSkipReason)
+# See also: test/helpers/skip.ts (SYSTEM_DEPS_MARKER, skipReason)
 #
 # Root and all present: exit 0 at once, and remove a stale marker.
 # Missing, root, apt-get: install them (apt-get update first when needed);

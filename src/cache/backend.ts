@@ -21,14 +21,12 @@
  *
  * Keys are JS strings; a backend must accept any string (empty, UTF-8, long
  * ones) and give the same string back from sequence().
+ *
+ * Outages: while its store cannot be reached (a shared server down), a
+ * backend rejects with an error of code ERR_BACKEND_UNAVAILABLE
+ * (log/errors.ts); it logs the outage once, and callers treat the request as
+ * a miss without a warning of their own.
  */
-
-/**
- * The code of an error a backend throws while its store cannot be reached
- * (a shared server down): the backend logs the outage once; callers treat
- * the request as a miss without a warning of their own.
- */
-export const BACKEND_UNAVAILABLE = "TLSMGR_BACKEND_UNAVAILABLE";
 
 /** A value now, or a promise of it. */
 export type MaybePromise<T> = T | Promise<T>;
@@ -92,12 +90,9 @@ export function registerBackend(info: BackendInfo): void {
   for (const t of info.types) registry.set(t, info);
 }
 
+/** backendInfo - the registry entry of a map type, or undefined. */
 export function backendInfo(type: string): BackendInfo | undefined {
   return registry.get(type);
-}
-
-export function knownMapTypes(): string[] {
-  return [...registry.keys()].sort();
 }
 
 /** splitMapName - "type:name" into its parts; undefined when there is no type. */

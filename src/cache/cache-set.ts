@@ -2,29 +2,35 @@
  * cache-set.ts - the three TLS session caches (smtpd, smtp, lmtp) built from
  *                main.cf values, by tlsmgr's start-up rules.
  * Owns: timeout sanitising, "enabled" (database non-empty and timeout > 0),
- *       the duplicate-database check, map type checks, data_directory
- *       redirection, create-or-truncate, the start-up info line, which
- *       *_tls_loglevel values turn on cache logging, starting the sweeps.
- * Not here: entries, expiry, the sweep itself (cache/scache.ts); reading
- *           main.cf (config/*); dropping privileges before the open (main.ts).
+ *       the duplicate-database check, data_directory redirection,
+ *       create-or-truncate, the start-up info line, which *_tls_loglevel
+ *       levels turn on cache logging, starting the sweeps, and the cache
+ *       set's view for the request handlers (SessionCaches).
+ * Not here: entries, expiry, the sweep itself, the "type:name" check
+ *           (cache/scache.ts); reading main.cf and the loglevel words
+ *           (config/params.ts); the redirect rule (config/data-redirect.ts);
+ *           the effective ids of the open (main.ts pre-init, master/eugid.ts).
  * See also: postfix/src/tlsmgr/tlsmgr.c (tlsmgr_pre_init, tlsmgr_post_init),
- *           postfix/src/tls/tls_misc.c (tls_log_mask), cache/data-redirect.ts
+ *           postfix/src/tls/tls_misc.c (tls_log_mask)
  *
  * Postfix opens the caches with the mail_owner's effective uid; the caller
- * must have dropped privileges (or run as mail_owner) before openCacheSet(),
- * or the files will be owned by root.
+ * must run openCacheSet() with those ids (or as mail_owner), or the files
+ * will be owned by root.
  */
 
 import "./backends/index.js";
-import { backendInfo, splitMapName } from "./backend.js";
-import { dataRedirectMap, dataRedirectOwnerUid, type DataRedirectEnv, type OwnerUidLookup } from "./data-redirect.js";
-import { scacheOpen, type SessionCache } from "./scache.js";
-import { msgFatal, msgInfo, msgWarn } from "../log/msg.js";
+import { dataRedirectMap, type DataRedirectEnv } from "../config/data-redirect.js";
+import type { ScacheConfig } from "../config/params.js";
+import { scacheMapCheck, scacheOpenMap, type SessionCache, type SessionCacheOps } from "./scache.js";
+import { msgFatal, msgInfo } from "../log/msg.js";
 import { CACHE_TYPES, type CacheType } from "../protocol/tlsmgr-proto.js";
 import type { Clock } from "../util/clock.js";
 
 /** TLS_SESSION_LIFEMIN: a positive timeout below this becomes this. */
 export const TLS_SESSION_LIFEMIN = 120;
+
+/** The lowest *_tls_loglevel that includes TLS_LOG_CACHE (tls_log_mask: "2" and "cache"). */
+export const TLS_LOG_CACHE_LEVEL = 2;
 
 export interface CacheSetConfig {
   /** main.cf, named in fatal lines ("" when there is none). */
@@ -33,30 +39,28 @@ export interface CacheSetConfig {
   mail_owner: string;
   /** For a database without "type:" (Postfix's default_database_type); default "hash". */
   default_database_type?: string;
-  smtpd_tls_session_cache_database: string;
-  smtpd_tls_session_cache_timeout: number;
-  smtpd_tls_loglevel: number | string;
-  smtp_tls_session_cache_database: string;
-  smtp_tls_session_cache_timeout: number;
-  smtp_tls_loglevel: number | string;
-  lmtp_tls_session_cache_database: string;
-  lmtp_tls_session_cache_timeout: number;
-  lmtp_tls_loglevel: number | string;
+  /** Each cache's parameters (config/params.ts). */
+  caches: Readonly<Record<CacheType, ScacheConfig>>;
 }
 
 export interface CacheSetOptions {
   clock?: Clock;
-  /** The uid of mail_owner (default: /etc/passwd; this process's euid when there is no such account). */
-  ownerUid?: OwnerUidLookup;
+  /** The uid that counts as mail_owner's for the redirect (config/data-redirect.ts); default this process's euid. */
+  ownerUid?: number;
   /** Each entry a sweep meets, e.g. for the PRNG pool. */
   onSweepEntry?: (type: CacheType, id: string, value: Buffer) => void;
 }
 
-export interface CacheSet {
+/** The caches as the request handlers see them (server/handlers.ts). */
+export interface SessionCaches {
   /** The cache of that type; undefined when it is not enabled. */
-  get(type: CacheType): SessionCache | undefined;
+  get(type: CacheType): SessionCacheOps | undefined;
   /** The sanitised timeout (as the policy request reports it, enabled or not); 0 when <= 0. */
   timeout(type: CacheType): number;
+}
+
+export interface CacheSet extends SessionCaches {
+  get(type: CacheType): SessionCache | undefined;
   /** Start each enabled cache's sweep timer (a sweep now, then every timeout seconds). */
   startSweeps(): void;
   close(): Promise<void>;
@@ -68,48 +72,9 @@ export function scacheTimeoutSanitize(timeout: number): number {
   return timeout < TLS_SESSION_LIFEMIN ? TLS_SESSION_LIFEMIN : timeout;
 }
 
-/** Postfix's tls_log_table words, and whether each includes TLS_LOG_CACHE. */
-const TLS_LOG_CACHE_WORDS: Record<string, boolean> = {
-  "0": false, none: false, "1": false, routine: false,
-  "2": true, debug: true, "3": true, "ssl-expert": true, "4": true, "ssl-developer": true,
-  "5": true, "6": true, "7": true, "8": true, "9": true,
-  summary: false, untrusted: false, peercert: false, certmatch: false, verbose: false,
-  cache: true, dane: false, "ssl-debug": false,
-  "ssl-handshake-packet-dump": false, "ssl-session-packet-dump": false, trace: false,
-};
-
-/** tlsLogCache - does this *_tls_loglevel value turn on cache logging (tls_log_mask & TLS_LOG_CACHE)? */
-export function tlsLogCache(param: string, value: number | string): boolean {
-  const text = String(value);
-  let cache = false;
-  for (const word of text.split(/[\s,]+/)) {
-    if (word === "") continue;
-    const on = TLS_LOG_CACHE_WORDS[word.toLowerCase()];
-    if (on === undefined) msgWarn(`unknown ${param} value "${word}" in "${text}"`);
-    else cache ||= on;
-  }
-  return cache;
-}
-
-interface CacheParams {
-  type: CacheType;
-  dbParam: string;
-  db: string;
-  timeout: number;
-  logParam: string;
-  logLevel: number | string;
-}
-
-function paramsOf(cfg: CacheSetConfig, type: CacheType): CacheParams {
-  const c = cfg as unknown as Record<string, unknown>;
-  return {
-    type,
-    dbParam: `${type}_tls_session_cache_database`,
-    db: String(c[`${type}_tls_session_cache_database`] ?? ""),
-    timeout: Number(c[`${type}_tls_session_cache_timeout`] ?? 0),
-    logParam: `${type}_tls_loglevel`,
-    logLevel: (c[`${type}_tls_loglevel`] as number | string | undefined) ?? 0,
-  };
+/** tlsLogCache - does this *_tls_loglevel level (config/params.ts tlsLogLevel) turn on cache logging? */
+export function tlsLogCache(level: number): boolean {
+  return level >= TLS_LOG_CACHE_LEVEL;
 }
 
 /**
@@ -123,57 +88,52 @@ export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = 
   const timeouts = new Map<CacheType, number>();
   const dupFilter = new Map<string, CacheType>();
   const fileFilter = new Map<string, CacheType>();
-  let env: DataRedirectEnv | undefined;
   const defaultType = cfg.default_database_type || "hash";
+  const env: DataRedirectEnv = {
+    data_directory: cfg.data_directory,
+    mail_owner: cfg.mail_owner,
+    ownerUid: opts.ownerUid ?? process.geteuid?.() ?? 0,
+  };
   // Fatal lines name main.cf as the configuration parser's do.
   const where = cfg.main_cf_path ? `${cfg.main_cf_path}: ` : "";
 
   try {
     for (const type of CACHE_TYPES) {
-      const p = paramsOf(cfg, type);
-      const timeout = scacheTimeoutSanitize(p.timeout);
+      const c = cfg.caches[type];
+      const timeout = scacheTimeoutSanitize(c.timeout);
       timeouts.set(type, timeout);
-      if (timeout <= 0 || p.db === "") continue;
+      if (timeout <= 0 || c.database === "") continue;
+      const context = `${where}parameter ${c.param.database}: `;
 
-      const dup = dupFilter.get(p.db);
+      const dup = dupFilter.get(c.database);
       if (dup)
         msgFatal(
-          `${where}parameters ${dup}_tls_session_cache_database and ${p.dbParam}: ` +
-            `do not use the same TLS cache file ${p.db} for ${dup} and ${type}`,
+          `${where}parameters ${cfg.caches[dup].param.database} and ${c.param.database}: ` +
+            `do not use the same TLS cache file ${c.database} for ${dup} and ${type}`,
         );
-      dupFilter.set(p.db, type);
+      dupFilter.set(c.database, type);
 
-      const map = splitMapName(p.db) ?? { type: defaultType, name: p.db };
-      if (map.name === "" || p.db.startsWith(":"))
-        msgFatal(`${where}parameter ${p.dbParam}: open dictionary: expecting "type:name" form instead of "${p.db}"`);
-      const info = backendInfo(map.type);
-      if (!info) msgFatal(`${where}parameter ${p.dbParam}: unsupported dictionary type: ${map.type}`);
-
-      env ??= {
-        data_directory: cfg.data_directory,
-        mail_owner: cfg.mail_owner,
-        ownerUid: await dataRedirectOwnerUid(cfg.mail_owner, opts.ownerUid),
-      };
-      const spec = await dataRedirectMap(p.db, env, defaultType);
+      const map = scacheMapCheck(c.database, context, defaultType);
+      const spec = await dataRedirectMap(c.database, env, defaultType);
       const name = spec.slice(map.type.length + 1);
       // Stricter than Postfix: btree:/x/a and lmdb:/x/a (or two paths redirected
       // to one data_directory file) would share, and truncate, one LMDB file.
-      const file = info.fileFor ? info.fileFor(name) : spec;
+      const file = map.info.fileFor ? map.info.fileFor(name) : spec;
       const fileDup = fileFilter.get(file);
       if (fileDup)
         msgFatal(
-          `${where}parameters ${fileDup}_tls_session_cache_database and ${p.dbParam}: ` +
+          `${where}parameters ${cfg.caches[fileDup].param.database} and ${c.param.database}: ` +
             `do not use the same TLS cache file ${file} for ${fileDup} and ${type}`,
         );
       fileFilter.set(file, type);
-      if (info.fileFor && info.types[0] !== map.type)
-        msgInfo(`${spec} is served by ${info.kind ?? info.types[0]} file ${file}`);
+      if (map.info.fileFor && map.info.types[0] !== map.type)
+        msgInfo(`${spec} is served by ${map.info.kind ?? map.info.types[0]} file ${file}`);
 
       const hook = opts.onSweepEntry;
-      const cache = await scacheOpen(spec, type, tlsLogCache(p.logParam, p.logLevel), timeout, {
+      const cache = await scacheOpenMap({ ...map, name }, type, tlsLogCache(c.loglevel), timeout, {
         ...(opts.clock ? { clock: opts.clock } : {}),
         ...(hook ? { onSweepEntry: (id: string, value: Buffer) => hook(type, id, value) } : {}),
-        context: `${where}parameter ${p.dbParam}: `,
+        context,
       });
       caches.set(type, cache);
     }

@@ -2,7 +2,9 @@
  * scache.ts - one TLS session cache over any backend: Postfix's tls_scache rules.
  * Owns: the stored entry (timestamp + session bytes), expiry at lookup, the
  *       expiry sweep (sliced walk, one at a time, cursor protection, timer),
- *       the cache-operation log lines (*_tls_loglevel >= 2).
+ *       the cache-operation log lines (*_tls_loglevel >= 2), the operations
+ *       a request handler uses (SessionCacheOps), and the one check of a
+ *       cache database's "type:name" (scacheMapCheck).
  * Not here: storage (cache/backends/*), which caches exist and their
  *           configuration (cache/cache-set.ts), the wire (server/handlers.ts).
  * See also: postfix/src/tls/tls_scache.c, postfix/src/tlsmgr/tlsmgr.c
@@ -31,10 +33,9 @@
  * Never log session bytes: log lines carry the id, the time and the length.
  */
 
-import { getSystemErrorMap } from "node:util";
-import { backendInfo, splitMapName, type CacheBackend, type MaybePromise } from "./backend.js";
+import { backendInfo, splitMapName, type BackendInfo, type CacheBackend, type MaybePromise } from "./backend.js";
+import { ERR_BACKEND_UNAVAILABLE, errorCode, errorText } from "../log/errors.js";
 import { msgFatal, msgInfo, msgWarn, printable } from "../log/msg.js";
-import { BACKEND_UNAVAILABLE } from "./backend.js";
 import { systemClock, type Clock } from "../util/clock.js";
 
 /** Bytes before the session: the big-endian timestamp. */
@@ -65,11 +66,11 @@ export interface SessionCacheOptions {
 
 /**
  * warnUnlessOutage - a backend failure warning, except while the backend is
- * known to be unreachable: the backend then logs one warning per outage
- * itself (backends/redis-link.ts), not one per request.
+ * known to be unreachable (code ERR_BACKEND_UNAVAILABLE): the backend then
+ * logs one warning per outage itself (the Redis link), not one per request.
  */
 function warnUnlessOutage(err: unknown, text: string): void {
-  if ((err as { code?: unknown } | null)?.code === BACKEND_UNAVAILABLE) return;
+  if (errorCode(err, "") === ERR_BACKEND_UNAVAILABLE) return;
   msgWarn(text);
 }
 
@@ -128,22 +129,23 @@ export function scacheTime(value: Buffer): number | undefined {
   return value.readInt32BE(0) * 0x1_0000_0000 + value.readUInt32BE(4);
 }
 
-/** errText - an error as Postfix's %m would show it. */
-export function errText(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  if (typeof e?.errno === "number") {
-    const known = getSystemErrorMap().get(e.errno);
-    if (known) return known[1];
-  }
-  return e instanceof Error ? e.message : String(err);
-}
-
 function logId(id: string): string {
   return printable(id, ID_LOG_MAX);
 }
 
+/**
+ * SessionCacheOps - what a request handler does with a cache
+ * (server/handlers.ts); synchronous when the store is. A Buffer from a
+ * synchronous lookup is valid only until the next cache call: use it at once.
+ */
+export interface SessionCacheOps {
+  lookup(id: string): MaybePromise<Buffer | undefined>;
+  update(id: string, session: Buffer): MaybePromise<boolean>;
+  delete(id: string): MaybePromise<boolean>;
+}
+
 /** SessionCache - timestamps, expiry and the sweep over one backend. */
-export class SessionCache {
+export class SessionCache implements SessionCacheOps {
   readonly label: string;
   readonly backend: CacheBackend;
   readonly timeout: number;
@@ -208,7 +210,7 @@ export class SessionCache {
   }
 
   #lookupFailed(id: string, err: unknown): undefined {
-    warnUnlessOutage(err, `${this.label} TLS cache: cannot look up entry for ${logId(id)}: ${errText(err)}`);
+    warnUnlessOutage(err, `${this.label} TLS cache: cannot look up entry for ${logId(id)}: ${errorText(err)}`);
     return undefined;
   }
 
@@ -233,7 +235,7 @@ export class SessionCache {
     if (this.#closed) return false;
     if (id === this.#cursor) this.#cursorUpdated = true;
     const failed = (err: unknown) => {
-      warnUnlessOutage(err, `${this.label} TLS cache: cannot update entry for ${logId(id)}: ${errText(err)}`);
+      warnUnlessOutage(err, `${this.label} TLS cache: cannot update entry for ${logId(id)}: ${errorText(err)}`);
       return false;
     };
     try {
@@ -255,7 +257,7 @@ export class SessionCache {
   /** #backendDelete - backend.delete() with failures warned and answered false. */
   #backendDelete(id: string): MaybePromise<boolean> {
     const failed = (err: unknown) => {
-      warnUnlessOutage(err, `${this.label} TLS cache: cannot delete entry for ${logId(id)}: ${errText(err)}`);
+      warnUnlessOutage(err, `${this.label} TLS cache: cannot delete entry for ${logId(id)}: ${errorText(err)}`);
       return false;
     };
     try {
@@ -357,7 +359,7 @@ export class SessionCache {
         await sweepRest(performance.now() - sliceStart);
       }
     } catch (err) {
-      msgWarn(`${this.label} TLS cache: cleanup stopped: ${errText(err)}`);
+      msgWarn(`${this.label} TLS cache: cleanup stopped: ${errorText(err)}`);
     } finally {
       this.#cursor = undefined;
       this.#cursorUpdated = false;
@@ -431,6 +433,29 @@ export interface ScacheOpenOptions {
   context?: string;
 }
 
+/** A cache database name taken apart and checked: its map type, name, and the backend serving the type. */
+export interface ScacheMap {
+  type: string;
+  name: string;
+  info: BackendInfo;
+}
+
+/**
+ * scacheMapCheck - the checks dict_open() makes of a cache database name:
+ * "type:name" form (a name without "type:" takes defaultType, when one is
+ * given) and a type some backend serves. Fatal otherwise, with `where`
+ * (e.g. "/etc/postfix/main.cf: parameter X: ") before Postfix's text.
+ */
+export function scacheMapCheck(spec: string, where: string, defaultType?: string): ScacheMap {
+  let map = splitMapName(spec);
+  if (map === undefined && defaultType !== undefined && !spec.startsWith(":")) map = { type: defaultType, name: spec };
+  if (map === undefined || map.name === "")
+    msgFatal(`${where}open dictionary: expecting "type:name" form instead of "${spec}"`);
+  const info = backendInfo(map.type);
+  if (!info) msgFatal(`${where}unsupported dictionary type: ${map.type}`);
+  return { type: map.type, name: map.name, info };
+}
+
 /**
  * scacheOpen - tls_scache_open(): open "type:name" created empty or
  * truncated. Fatal (as Postfix) when the form is wrong, the type unknown,
@@ -443,17 +468,23 @@ export async function scacheOpen(
   timeout: number,
   opts: ScacheOpenOptions = {},
 ): Promise<SessionCache> {
-  if (verbose) msgInfo(`open ${label} TLS cache ${spec}`);
-  const map = splitMapName(spec);
-  const where = opts.context ?? "";
-  if (!map || map.name === "") msgFatal(`${where}open dictionary: expecting "type:name" form instead of "${spec}"`);
-  const info = backendInfo(map.type);
-  if (!info) msgFatal(`${where}unsupported dictionary type: ${map.type}`);
+  return scacheOpenMap(scacheMapCheck(spec, opts.context ?? ""), label, verbose, timeout, opts);
+}
+
+/** scacheOpenMap - scacheOpen() of a name scacheMapCheck() took apart. */
+export async function scacheOpenMap(
+  map: ScacheMap,
+  label: string,
+  verbose: boolean,
+  timeout: number,
+  opts: ScacheOpenOptions = {},
+): Promise<SessionCache> {
+  if (verbose) msgInfo(`open ${label} TLS cache ${map.type}:${map.name}`);
   let backend: CacheBackend;
   try {
-    backend = await info.open(map.name, { truncate: true, type: map.type, timeout });
+    backend = await map.info.open(map.name, { truncate: true, type: map.type, timeout });
   } catch (err) {
-    msgFatal(`${where}cannot open ${map.type}:${map.name}: ${errText(err)}`);
+    msgFatal(`${opts.context ?? ""}cannot open ${map.type}:${map.name}: ${errorText(err)}`);
   }
   const cacheOpts: SessionCacheOptions = { label, backend, timeout, verbose };
   if (opts.clock) cacheOpts.clock = opts.clock;

@@ -2,12 +2,13 @@
  * args.ts - the command line of the daemon: Postfix's generic daemon options
  *           (master(5), GETOPT "cdDi:lm:n:o:s:St:uvVz") plus our long options.
  * Owns: parsing argv into DaemonArgs, the Postfix fatal texts for bad option
- *       values, telling whether master(8) started us (fd 5 + GENERATION), and
- *       the MAIL_CONFIG / MAIL_VERBOSE / MAIL_DEBUG environment.
- * Not here: what the options do (main.ts, master/, log/setup.ts), main.cf
- *           (config/), the status pipe itself (master/master-link.ts).
+ *       values, and the MAIL_CONFIG / MAIL_VERBOSE / MAIL_DEBUG environment.
+ * Not here: what the options do (master/multi-server.ts, log/setup.ts),
+ *           telling whether master(8) started us (master/master-link.ts
+ *           masterPresent: the caller says), name=value, time and number
+ *           syntax and the config_directory default (config/).
  * See also: postfix/src/master/multi_server.c (multi_server_main),
- *           postfix/src/util/split_nameval.c, master/master-status.ts
+ *           config/params.ts (overrideSplit), config/units.ts
  *
  * Parsing follows getopt(3) with Postfix's "+" (stop at the first operand):
  * clustered flags (-lu), attached or separate values (-ntlsmgr, -n tlsmgr),
@@ -15,9 +16,9 @@
  * separate value or "=value") may appear anywhere among the options.
  */
 
-import { fstatSync } from "node:fs";
 import { msgFatal } from "../log/msg.js";
-import { MASTER_GEN_NAME, MASTER_STATUS_FD } from "../master/master-status.js";
+import { DEF_CONFIG_DIR, overrideSplit } from "../config/params.js";
+import { parseInteger, parseTime } from "../config/units.js";
 
 export interface DaemonArgs {
   /** -c: chroot to queue_directory after start-up */
@@ -54,9 +55,9 @@ export interface DaemonArgs {
   socket?: string;
   /** --home DIR: embedded mode, everything under DIR */
   home?: string;
-  /** --config DIR, else MAIL_CONFIG, else /etc/postfix */
-  configDir?: string;
-  /** true when started by master: fd 5 is a socket (status pipe) and GENERATION is set */
+  /** --config DIR, else MAIL_CONFIG, else config_directory's default (config/params.ts) */
+  configDir: string;
+  /** started by master (as the caller found: master/master-link.ts masterPresent) */
   underMaster: boolean;
   /** words after the options (Postfix passes them to the service; tlsmgr ignores them) */
   operands: string[];
@@ -69,7 +70,6 @@ export const DAEMON_USAGE =
   "usage: tlsmgr [-cdDlSuvVz] [-i max_idle] [-m max_use] [-n service_name] [-o name=value] " +
   "[-s socket_count] [-t transport] [--config DIR] [--home DIR] [--socket PATH]";
 
-export const DEF_CONFIG_DIR = "/etc/postfix";
 export const DEF_SERVICE_NAME = "tlsmgr";
 
 const LONG_OPTIONS = new Set(["config", "home", "socket"]);
@@ -79,47 +79,17 @@ function usageFatal(problem: string): never {
   msgFatal(`${DAEMON_USAGE} (${problem})`);
 }
 
-/**
- * splitNameVal - "name = value" into [name, value] as Postfix's split_nameval:
- * blanks around the name and value are dropped; returns the error text instead.
- */
-export function splitNameVal(text: string): [string, string] | string {
-  const m = /^\s*([^\s=]*)\s*(=?)(.*)$/s.exec(text);
-  if (!m || m[1] === "") return "missing attribute name";
-  if (m[2] !== "=") return "missing '=' after attribute name";
-  return [m[1], m[3].replace(/^\s+/, "").replace(/\s+$/, "")];
-}
-
-/** parseUnsigned - a plain decimal number, or undefined */
-function parseUnsigned(text: string): number | undefined {
-  if (!/^\d{1,15}$/.test(text)) return undefined;
-  return Number(text);
-}
-
-const TIME_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
-
-/** parseTimeArg - "100", "100s", "2m" ... to seconds, as a Postfix time parameter */
-function parseTimeArg(text: string): number | undefined {
-  const m = /^(\d{1,12})([smhdw]?)$/.exec(text);
-  if (!m) return undefined;
-  return Number(m[1]) * TIME_UNITS[m[2] || "s"];
-}
-
-/** statusFdIsSocket - fd 5 is the socketpair end master(8) gives its children */
-export function statusFdIsSocket(fd = MASTER_STATUS_FD): boolean {
-  try {
-    // Without master, fd 5 is one of Node's own internal pipes: only a socket counts.
-    return fstatSync(fd).isSocket();
-  } catch {
-    return false;
-  }
+/** What the caller knows that the command line does not say. */
+export interface DaemonArgsContext {
+  /** master(8) started this process (master/master-link.ts masterPresent); default false */
+  underMaster?: boolean;
 }
 
 /**
  * parseDaemonArgs - argv WITHOUT the node and script names (process.argv.slice(2)).
  * Bad usage: msgFatal (throws FatalError), with Postfix's text where Postfix has one.
  */
-export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv): DaemonArgs {
+export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv, context: DaemonArgsContext = {}): DaemonArgs {
   const args: DaemonArgs = {
     chroot: false,
     debugger: env.MAIL_DEBUG !== undefined,
@@ -134,7 +104,8 @@ export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv): DaemonA
     verify: false,
     z: false,
     foreground: false,
-    underMaster: false,
+    configDir: env.MAIL_CONFIG || DEF_CONFIG_DIR,
+    underMaster: context.underMaster ?? false,
     operands: [],
   };
   let transportGiven = false;
@@ -152,8 +123,9 @@ export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv): DaemonA
         args.debugger = true;
         break;
       case "i": {
-        const sec = parseTimeArg(value!);
-        if (sec === undefined) msgFatal(`invalid "-i ${value}" option value: bad max_idle time`);
+        // As a max_idle value: Postfix time units (seconds when none), at least 1.
+        const sec = parseTime(value!, "s");
+        if (sec === undefined || sec < 1) msgFatal(`invalid "-i ${value}" option value: bad max_idle time`);
         args.maxIdle = sec;
         break;
       }
@@ -161,8 +133,8 @@ export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv): DaemonA
         args.solitary = true;
         break;
       case "m": {
-        const n = parseUnsigned(value!);
-        if (n === undefined) msgFatal(`invalid "-m ${value}" option value: bad max_use count`);
+        const n = parseInteger(value!);
+        if (n === undefined || n < 1) msgFatal(`invalid "-m ${value}" option value: bad max_use count`);
         args.maxUse = n;
         break;
       }
@@ -170,14 +142,12 @@ export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv): DaemonA
         if (value === "") usageFatal("empty service name");
         args.serviceName = value!;
         break;
-      case "o": {
-        const split = splitNameVal(value!);
-        if (typeof split === "string") msgFatal(`invalid "-o ${value}" option value: ${split}`);
+      case "o":
+        overrideSplit(value!); // fatal when malformed, as multi_server_main
         args.overrides.push(value!);
         break;
-      }
       case "s": {
-        const n = parseUnsigned(value!);
+        const n = parseInteger(value!);
         if (n === undefined || n <= 0) msgFatal(`invalid socket_count: ${value}`);
         args.socketCount = n;
         break;
@@ -244,9 +214,6 @@ export function parseDaemonArgs(argv: string[], env: NodeJS.ProcessEnv): DaemonA
     }
   }
   args.operands = argv.slice(i);
-
-  if (args.configDir === undefined) args.configDir = env.MAIL_CONFIG || DEF_CONFIG_DIR;
-  args.underMaster = env[MASTER_GEN_NAME] !== undefined && statusFdIsSocket();
 
   // As multi_server_main: a service under master needs a transport it can serve.
   if (!args.standalone && args.underMaster && !transportGiven) msgFatal("no transport type specified");

@@ -11,6 +11,7 @@
  */
 
 import { readFileSync } from "node:fs";
+import { errorText, TlsmgrError } from "../log/errors.js";
 import { msgFatal, msgWarn } from "../log/msg.js";
 
 /** One parsed main.cf: name => raw (unexpanded) value, later entries win. */
@@ -85,22 +86,6 @@ export function mainCfParse(text: string, path: string): MainCf {
   return dict;
 }
 
-const STRERROR: Readonly<Record<string, string>> = {
-  ENOENT: "No such file or directory",
-  EACCES: "Permission denied",
-  EISDIR: "Is a directory",
-  ENOTDIR: "Not a directory",
-  ELOOP: "Too many levels of symbolic links",
-  EMFILE: "Too many open files",
-  EIO: "Input/output error",
-};
-
-/** strerror - the C text for a Node system error ("%m"). */
-export function strerror(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code ?? "";
-  return STRERROR[code] ?? (code || String(err));
-}
-
 /**
  * mainCfRead - read and parse FILE (start-up only, synchronous).
  * Returns undefined when the file does not exist and missingOk; any other
@@ -112,15 +97,22 @@ export function mainCfRead(path: string, missingOk: boolean): MainCf | undefined
     text = readFileSync(path, "utf8");
   } catch (err) {
     if (missingOk && (err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    msgFatal(`open ${path}: ${strerror(err)}`);
+    msgFatal(`open ${path}: ${errorText(err)}`);
   }
   return mainCfParse(text, path);
 }
 
 // ---------------------------------------------------------------- expansion
 
+/** The code of a MacExpandError. */
+export const ERR_MAC_EXPAND = "TLSMGR_MAC_EXPAND";
+
 /** A syntax error or loop found while expanding; the caller names file and parameter. */
-export class MacExpandError extends Error {}
+export class MacExpandError extends TlsmgrError {
+  constructor(message: string) {
+    super(message, ERR_MAC_EXPAND);
+  }
+}
 
 /** Raw (unexpanded) value of a parameter; undefined = not defined. */
 export type RawLookup = (name: string) => string | undefined;

@@ -1,8 +1,12 @@
 /**
  * params.ts - the parameters tlsmgr reads, their defaults and bounds, and the typed result.
  * Owns: the parameter table (Postfix's VAR_X/DEF_X/MIN/MAX, as in tlsmgr.c main()
- *       and mail_params.c), the lookup order (-o overrides, then main.cf, then
- *       defaults), value conversion and its fatal diagnostics.
+ *       and mail_params.c), the typed configuration derived from it
+ *       (TlsmgrConfig: each name typed by its kind, plus the per-cache record
+ *       cfg.caches.smtpd.database/timeout/loglevel), the lookup order (-o
+ *       overrides, then main.cf, then defaults), value conversion (the
+ *       *_tls_loglevel words too) and its fatal diagnostics, the one "-o"
+ *       check, and the config_directory default.
  * Not here: main.cf syntax and $name expansion (config/main-cf.ts), time units
  *       (config/units.ts), timeout sanitising (< 120 => 120: cache layer).
  * See also: postfix/src/tlsmgr/tlsmgr.c, global/mail_params.[hc], mail_conf_{str,int,time}.c,
@@ -14,26 +18,9 @@
 
 import { join } from "node:path";
 import { msgFatal } from "../log/msg.js";
+import type { CacheType } from "../protocol/tlsmgr-proto.js";
 import { MacExpandError, macExpand, mainCfRead, splitNameval } from "./main-cf.js";
 import { parseInteger, parseTime, timeUnitOf } from "./units.js";
-
-export interface TlsmgrConfig {
-  config_directory: string; queue_directory: string; data_directory: string; mail_owner: string;
-  tlsmgr_service_name: string; daemon_timeout: number; ipc_timeout: number; max_idle: number; max_use: number;
-  syslog_facility: string; syslog_name: string; maillog_file: string; maillog_file_prefixes: string;
-  postlog_service_name: string; import_environment: string;
-  smtpd_tls_session_cache_database: string; smtpd_tls_session_cache_timeout: number; smtpd_tls_loglevel: number;
-  smtp_tls_session_cache_database: string;  smtp_tls_session_cache_timeout: number;  smtp_tls_loglevel: number;
-  lmtp_tls_session_cache_database: string;  lmtp_tls_session_cache_timeout: number;  lmtp_tls_loglevel: number;
-  tls_random_source: string; tls_random_bytes: number; tls_random_exchange_name: string;
-  tls_random_reseed_period: number; tls_random_prng_update_period: number;
-  tlsmgr_ticket_key_database: string;
-  tlsmgr_attr_name_limit: number; tlsmgr_attr_value_limit: number; tlsmgr_attr_count_limit: number;
-  /** where main.cf was read from, for diagnostics ("" when there was none) */
-  main_cf_path: string;
-  /** expanded value of any other parameter (undefined when not set and no default) */
-  lookup(name: string): string | undefined;
-}
 
 export interface LoadConfigOptions {
   configDir: string;            // directory holding main.cf
@@ -42,19 +29,39 @@ export interface LoadConfigOptions {
   allowMissingMainCf?: boolean; // no main.cf => use defaults (else fatal "open FILE: No such file...")
 }
 
-/** kind: str (min/max = length), time (seconds), int; a 0 or absent bound is not checked (as Postfix). */
+/**
+ * A parameter: kind str (min/max = length), time (seconds), int, or tls_log
+ * (a *_tls_loglevel value, as a level 0..9); a 0 or absent bound is not
+ * checked (as Postfix).
+ */
 export interface ParamSpec {
-  name: string;
-  kind: "str" | "time" | "int";
-  def: string;
-  min?: number;
-  max?: number;
+  readonly name: string;
+  readonly kind: "str" | "time" | "int" | "tls_log";
+  readonly def: string;
+  readonly min?: number;
+  readonly max?: number;
 }
+
+/** What each kind of parameter becomes. */
+interface ParamKindValue {
+  str: string;
+  time: number;
+  int: number;
+  tls_log: number;
+}
+
+/** The typed values of a parameter table: each name with the type of its kind. */
+export type ParamValues<T extends ReadonlyArray<ParamSpec>> = {
+  readonly [P in T[number] as P["name"]]: ParamKindValue[P["kind"]];
+};
+
+/** The default of config_directory (Postfix's DEF_CONFIG_DIR), the one place it is written. */
+export const DEF_CONFIG_DIR = "/etc/postfix";
 
 const MAX_SCACHETIME = 8640000; // MAX_SMTPD_TLS_SCACHETIME etc.
 
-export const TLSMGR_PARAMS: ReadonlyArray<ParamSpec> = [
-  { name: "config_directory", kind: "str", def: "/etc/postfix" },
+export const TLSMGR_PARAMS = [
+  { name: "config_directory", kind: "str", def: DEF_CONFIG_DIR },
   { name: "queue_directory", kind: "str", def: "/var/spool/postfix", min: 1 },
   { name: "data_directory", kind: "str", def: "/var/lib/postfix", min: 1 },
   { name: "mail_owner", kind: "str", def: "postfix", min: 1 },
@@ -79,9 +86,9 @@ export const TLSMGR_PARAMS: ReadonlyArray<ParamSpec> = [
   { name: "smtpd_tls_session_cache_database", kind: "str", def: "" },
   { name: "smtp_tls_session_cache_database", kind: "str", def: "" },
   { name: "lmtp_tls_session_cache_database", kind: "str", def: "" },
-  { name: "smtpd_tls_loglevel", kind: "str", def: "0" },
-  { name: "smtp_tls_loglevel", kind: "str", def: "0" },
-  { name: "lmtp_tls_loglevel", kind: "str", def: "0" },
+  { name: "smtpd_tls_loglevel", kind: "tls_log", def: "0" },
+  { name: "smtp_tls_loglevel", kind: "tls_log", def: "0" },
+  { name: "lmtp_tls_loglevel", kind: "tls_log", def: "0" },
   { name: "tls_random_reseed_period", kind: "time", def: "3600s", min: 1 },
   { name: "tls_random_prng_update_period", kind: "time", def: "3600s", min: 1 },
   { name: "smtpd_tls_session_cache_timeout", kind: "time", def: "3600s", min: 0, max: MAX_SCACHETIME },
@@ -92,16 +99,15 @@ export const TLSMGR_PARAMS: ReadonlyArray<ParamSpec> = [
   { name: "tlsmgr_attr_name_limit", kind: "int", def: "256", min: 1 },
   { name: "tlsmgr_attr_value_limit", kind: "int", def: "1048576", min: 1 },
   { name: "tlsmgr_attr_count_limit", kind: "int", def: "16", min: 1 },
-];
+] as const satisfies ReadonlyArray<ParamSpec>;
 
 /** Parameters that are not Postfix's (postconf does not know them). */
 export const TLSMGR_OWN_PARAMS: ReadonlySet<string> = new Set([
   "tlsmgr_ticket_key_database", "tlsmgr_attr_name_limit", "tlsmgr_attr_value_limit", "tlsmgr_attr_count_limit",
 ]);
 
-const LOGLEVEL_PARAMS = new Set(["smtpd_tls_loglevel", "smtp_tls_loglevel", "lmtp_tls_loglevel"]);
-
-// tls_log_mask() words; as a number: the level, "cache" = 2 (all tlsmgr logs is cache work)
+// tls_log_mask() words, as the lowest level that includes them: "cache" is
+// level 2's TLS_LOG_CACHE (the only part of the mask tlsmgr's logging uses).
 const TLS_LOG_WORDS: Readonly<Record<string, number>> = {
   none: 0, routine: 1, debug: 2, "ssl-expert": 3, "ssl-developer": 4, cache: 2,
   summary: 0, untrusted: 0, peercert: 0, certmatch: 0, verbose: 0, dane: 0, "ssl-debug": 0,
@@ -109,7 +115,7 @@ const TLS_LOG_WORDS: Readonly<Record<string, number>> = {
 };
 
 /** tlsLogLevel - a *_tls_loglevel value ("0".."9", names, lists) as a number; unknown words are fatal. */
-function tlsLogLevel(where: string, name: string, value: string): number {
+export function tlsLogLevel(where: string, name: string, value: string): number {
   let level = 0;
   for (const word of value.split(/[\s,]+/).filter((w) => w !== "")) {
     const lc = word.toLowerCase();
@@ -122,8 +128,9 @@ function tlsLogLevel(where: string, name: string, value: string): number {
 
 /** convert - a parameter's expanded value checked and converted as Postfix's get_mail_conf_*(). */
 function convert(where: string, p: ParamSpec, value: string): string | number {
-  if (LOGLEVEL_PARAMS.has(p.name)) return tlsLogLevel(where, p.name, value);
   switch (p.kind) {
+    case "tls_log":
+      return tlsLogLevel(where, p.name, value);
     case "str":
       if (p.min && value.length < p.min)
         msgFatal(`${where}: bad string length ${value.length} < ${p.min}: ${p.name} = ${value}`);
@@ -147,15 +154,74 @@ function convert(where: string, p: ParamSpec, value: string): string | number {
   }
 }
 
-/** parseOverrides - "-o name=value" strings as multi_server.c does, later ones win. */
+/**
+ * overrideSplit - one "-o name=value" as multi_server.c takes it: split as
+ * split_nameval(), fatal in multi_server's words when malformed.
+ */
+export function overrideSplit(text: string): { name: string; value: string } {
+  const nv = splitNameval(text);
+  if (typeof nv === "string") msgFatal(`invalid "-o ${text}" option value: ${nv}`);
+  return nv;
+}
+
+/** parseOverrides - "-o name=value" strings, later ones win. */
 function parseOverrides(list: string[]): Map<string, string> {
   const out = new Map<string, string>();
   for (const o of list) {
-    const nv = splitNameval(o);
-    if (typeof nv === "string") msgFatal(`invalid "-o ${o}" option value: ${nv}`);
+    const nv = overrideSplit(o);
     out.set(nv.name, nv.value);
   }
   return out;
+}
+
+/** The parameter names of each TLS session cache (Postfix's VAR_{SMTPD,SMTP,LMTP}_TLS_SCACHE_DB etc.). */
+export const SCACHE_PARAMS = {
+  smtpd: {
+    database: "smtpd_tls_session_cache_database",
+    timeout: "smtpd_tls_session_cache_timeout",
+    loglevel: "smtpd_tls_loglevel",
+  },
+  smtp: {
+    database: "smtp_tls_session_cache_database",
+    timeout: "smtp_tls_session_cache_timeout",
+    loglevel: "smtp_tls_loglevel",
+  },
+  lmtp: {
+    database: "lmtp_tls_session_cache_database",
+    timeout: "lmtp_tls_session_cache_timeout",
+    loglevel: "lmtp_tls_loglevel",
+  },
+} as const satisfies Record<CacheType, { database: string; timeout: string; loglevel: string }>;
+
+/** One cache's configuration: its three parameters' values and names. */
+export interface ScacheConfig {
+  /** *_tls_session_cache_database: "type:name", or "" (off) */
+  database: string;
+  /** *_tls_session_cache_timeout, seconds, as main.cf gave it (not sanitised) */
+  timeout: number;
+  /** *_tls_loglevel as a level (tlsLogLevel) */
+  loglevel: number;
+  /** the names of the three parameters, for diagnostics */
+  param: { readonly database: string; readonly timeout: string; readonly loglevel: string };
+}
+
+/** The typed values of TLSMGR_PARAMS. */
+export type TlsmgrParams = ParamValues<typeof TLSMGR_PARAMS>;
+
+/** The configuration tlsmgr runs with: every parameter of the table, typed by its kind, and more. */
+export interface TlsmgrConfig extends TlsmgrParams {
+  /** the session caches' parameters, by cache type */
+  readonly caches: Readonly<Record<CacheType, ScacheConfig>>;
+  /** where main.cf was read from, for diagnostics ("" when there was none) */
+  readonly main_cf_path: string;
+  /** expanded value of any other parameter (undefined when not set and no default) */
+  lookup(name: string): string | undefined;
+}
+
+/** scacheConfigOf - the per-cache record of one cache type from the typed values. */
+function scacheConfigOf(values: TlsmgrParams, type: CacheType): ScacheConfig {
+  const param = SCACHE_PARAMS[type];
+  return { database: values[param.database], timeout: values[param.timeout], loglevel: values[param.loglevel], param };
 }
 
 /** loadConfig - read main.cf, apply -o overrides and defaults, convert and check every parameter. */
@@ -179,7 +245,14 @@ export function loadConfig(opts: LoadConfigOptions): TlsmgrConfig {
     }
   };
 
-  const values: Record<string, string | number> = {};
-  for (const p of TLSMGR_PARAMS) values[p.name] = convert(path, p, lookup(p.name) ?? p.def);
-  return { ...values, main_cf_path: mainCf === undefined ? "" : path, lookup } as unknown as TlsmgrConfig;
+  const converted: Record<string, string | number> = {};
+  for (const p of TLSMGR_PARAMS) converted[p.name] = convert(path, p, lookup(p.name) ?? p.def);
+  // Each value was converted by its parameter's kind: the shape ParamValues gives the table.
+  const values = converted as TlsmgrParams;
+  return {
+    ...values,
+    caches: { smtpd: scacheConfigOf(values, "smtpd"), smtp: scacheConfigOf(values, "smtp"), lmtp: scacheConfigOf(values, "lmtp") },
+    main_cf_path: mainCf === undefined ? "" : path,
+    lookup,
+  };
 }

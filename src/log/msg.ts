@@ -1,9 +1,11 @@
 /**
  * msg.ts - Postfix-style diagnostics: info, warning, error, fatal, panic.
  * Owns: the severity prefixes, the verbose level, the process name and pid in
- *       each line, and the list of sinks (stderr by default; syslog and
- *       postlogd sinks are added by log/ sinks at start-up).
- * Not here: where a sink writes (log/stderr-sink.ts and friends).
+ *       each line, the list of sinks (stderr by default), and the stderr
+ *       sink itself (stderrSink).
+ * Not here: which sinks a daemon uses (log/setup.ts); the syslog and
+ *           postlogd sinks (log/syslog-sink.ts, log/postlog-sink.ts); turning
+ *           an error into text (log/errors.ts errorText).
  * See also: postfix/src/util/msg.c, msg_output.c
  *
  * Rules (as Postfix): lowercase text, object then cause, no final period.

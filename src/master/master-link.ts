@@ -1,12 +1,13 @@
 /**
  * master-link.ts - this process's side of the master(8) protocol.
- * Owns: the inherited listening descriptors (6 .. 6+N-1), GENERATION, the
- *       taken/available status messages on fd 5, noticing that master went away
- *       (fd 5 readable: EOF on reload, stop, or master's death), and the
- *       daemon_timeout watchdog.
+ * Owns: telling whether master(8) started us (fd 5 a socket and GENERATION
+ *       set), the inherited listening descriptors (6 .. 6+N-1), GENERATION,
+ *       the taken/available status messages on fd 5, noticing that master
+ *       went away (fd 5 readable: EOF on reload, stop, or master's death),
+ *       and the daemon_timeout watchdog.
  * Not here: the message bytes (master/master-status.ts), accepting clients
- *           (server/listener.ts), what to do before exit (main.ts: save the
- *           PRNG exchange file, then exit 0).
+ *           (server/listener.ts), what to do when master goes away
+ *           (master/multi-server.ts: the close-all path, then exit 0).
  * See also: postfix/src/master/multi_server.c, master_proto.c, master_status.c
  *
  * fd 5 is the child end of a socketpair(2) that master shares with every
@@ -32,8 +33,8 @@
  * event-loop turn in which requests were served, however many there were.
  */
 
+import { fstatSync } from "node:fs";
 import { Socket } from "node:net";
-import type { DaemonArgs } from "../cli/args.js";
 import { getProcessName, msgDebug, msgFatal } from "../log/msg.js";
 import {
   MASTER_GEN_NAME,
@@ -55,10 +56,33 @@ export interface MasterLink {
   requestServed(): void;
   /** cb runs once when fd 5 becomes readable or fails (master gone, reload, stop) */
   onMasterGone(cb: () => void): void;
-  /** pat the watchdog (the link pats it by timer too) */
-  patWatchdog(): void;
   /** stop watching fd 5 and the watchdog; closes fd 5 */
   close(): void;
+}
+
+/** What the link needs to know of the command line (cli/args.ts DaemonArgs has it). */
+export interface MasterLinkOptions {
+  /** masterPresent(): started by master */
+  underMaster: boolean;
+  /** -S: stand-alone (no watchdog) */
+  standalone: boolean;
+  /** -s: how many listening descriptors master passes from fd 6 on */
+  socketCount: number;
+}
+
+/**
+ * masterPresent - true when master(8) started this process: GENERATION is in
+ * the environment and fd 5 is a socket (the end of the status socketpair
+ * master gives its children). Without master, fd 5 may be one of Node's own
+ * internal pipes: only a socket counts.
+ */
+export function masterPresent(env: NodeJS.ProcessEnv, fd = MASTER_STATUS_FD): boolean {
+  if (env[MASTER_GEN_NAME] === undefined) return false;
+  try {
+    return fstatSync(fd).isSocket();
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -68,7 +92,7 @@ export interface MasterLink {
  * Call after setupLogging (the watchdog logs with the current plan) and before
  * chroot (the watchdog thread loads its code at start).
  */
-export function openMasterLink(args: DaemonArgs, env: NodeJS.ProcessEnv, daemonTimeoutSec: number): MasterLink {
+export function openMasterLink(args: MasterLinkOptions, env: NodeJS.ProcessEnv, daemonTimeoutSec: number): MasterLink {
   let generation = 0;
   let status: Socket | undefined;
   let gone = false;
@@ -127,9 +151,6 @@ export function openMasterLink(args: DaemonArgs, env: NodeJS.ProcessEnv, daemonT
     onMasterGone(cb: () => void) {
       if (gone) setImmediate(cb);
       else callbacks.push(cb);
-    },
-    patWatchdog() {
-      watchdog?.pat();
     },
     close() {
       if (closed) return;

@@ -1,21 +1,24 @@
 /**
  * privileges.ts - give up what a daemon does not need: root, and the view of
  *                 the whole file system.
- * Owns: looking up mail_owner, setgid + initgroups (supplementary groups),
- *       chroot(2) through the native addon, setuid, in Postfix's order and
- *       with Postfix's fatal texts, and the refusal to serve as root.
+ * Owns: looking up a user (mail_owner) through the system's name service,
+ *       setgid + initgroups (supplementary groups), chroot(2) through the
+ *       native addon, setuid, in Postfix's order and with Postfix's fatal
+ *       texts, and the refusal to serve as root.
  * Not here: opening what needs privileges first (caches, exchange file,
- *           sockets, the entropy source: main.ts does that before calling here),
- *           the chroot system call (native/posix.ts).
+ *           sockets, the entropy source: the service's pre-init and the
+ *           listener, which master/multi-server.ts runs before calling here),
+ *           effective ids for a while (master/eugid.ts), the chroot system
+ *           call (native/posix.ts).
  * See also: postfix/src/util/chroot_uid.c, postfix/src/master/multi_server.c
  *
  * After chroot nothing outside queue_directory can be opened: every module,
  * the addon and every file must be loaded or opened before dropPrivileges.
  */
 
-import { readFileSync } from "node:fs";
-import { userInfo } from "node:os";
-import { getSystemErrorMap } from "node:util";
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { errorText } from "../log/errors.js";
 import { msgFatal, msgVerbose, msgInfo } from "../log/msg.js";
 import { loggingEnteredChroot } from "../log/setup.js";
 import { chroot, nativeAvailable, nativeLoadError } from "../native/posix.js";
@@ -27,42 +30,38 @@ export interface PasswdEntry {
   dir: string;
 }
 
-let errorTexts: Map<string, string> | undefined;
+/** Where getent(1) is looked for first: master(8) gives its children no PATH. */
+const GETENT_PATHS = ["/usr/bin/getent", "/bin/getent"];
+/** How long a name service look-up may take (an LDAP server that does not answer). */
+const GETENT_TIMEOUT_MS = 30_000;
 
-/** errnoText - "%m" for an error from Node or the addon: "operation not permitted" */
-export function errnoText(err: unknown): string {
-  const e = err as { code?: unknown; message?: unknown } | null;
-  const code = typeof e?.code === "string" ? e.code : "";
-  if (!errorTexts) {
-    errorTexts = new Map();
-    for (const [name, text] of getSystemErrorMap().values()) errorTexts.set(name, text);
-  }
-  return errorTexts.get(code) ?? (typeof e?.message === "string" ? e.message : String(err));
+/** passwdLine - one passwd(5) line of that user, or undefined. */
+function passwdLine(line: string, name: string): PasswdEntry | undefined {
+  const f = line.split(":");
+  if (f.length < 7 || f[0] !== name || !/^\d+$/.test(f[2]!) || !/^\d+$/.test(f[3]!)) return undefined;
+  return { name, uid: Number(f[2]), gid: Number(f[3]), dir: f[5]! };
 }
 
 /**
- * lookupUser - getpwnam(3). As root: through the system's name service
- * (seteuid to the user, read os.userInfo(), seteuid back). Otherwise from
- * /etc/passwd. undefined when there is no such user.
+ * lookupUser - getpwnam(3) through the system's name service (getent(1):
+ * files, LDAP, NIS, systemd, as nsswitch.conf says), the same for root and
+ * for any other user. undefined when there is no such user. Only where
+ * getent is missing, /etc/passwd is read instead. Start-up only (it waits).
  */
 export function lookupUser(name: string): PasswdEntry | undefined {
-  if (process.geteuid?.() === 0 && process.seteuid) {
-    try {
-      process.seteuid(name);
-    } catch {
-      return undefined; // ERR_UNKNOWN_CREDENTIAL
-    }
-    try {
-      const info = userInfo();
-      return { name, uid: info.uid, gid: info.gid, dir: info.homedir };
-    } finally {
-      process.seteuid(0);
-    }
+  if (name === "" || /[:\n]/.test(name)) return undefined;
+  for (const cmd of [...GETENT_PATHS.filter((p) => existsSync(p)), "getent"]) {
+    const r = spawnSync(cmd, ["passwd", "--", name], { encoding: "utf8", timeout: GETENT_TIMEOUT_MS });
+    if ((r.error as NodeJS.ErrnoException | undefined)?.code === "ENOENT") continue;
+    if (r.error) msgFatal(`cannot look up user ${name}: ${cmd}: ${errorText(r.error)}`);
+    // Exit 2: no such key. A numeric name finds a uid: only the name itself counts.
+    if (r.status !== 0) return undefined;
+    return passwdLine(r.stdout.split("\n")[0]!, name);
   }
   try {
     for (const line of readFileSync("/etc/passwd", "utf8").split("\n")) {
-      const f = line.split(":");
-      if (f.length >= 7 && f[0] === name) return { name, uid: Number(f[2]), gid: Number(f[3]), dir: f[5] };
+      const pw = passwdLine(line, name);
+      if (pw) return pw;
     }
   } catch {
     /* no /etc/passwd: unknown */
@@ -71,8 +70,8 @@ export function lookupUser(name: string): PasswdEntry | undefined {
 }
 
 export interface DropPrivilegesOptions {
-  /** -u: mail_owner ("" or absent: keep the user) */
-  mailOwner?: string;
+  /** -u: mail_owner, as looked up (lookupUser), or its name ("" or absent: keep the user) */
+  mailOwner?: PasswdEntry | string;
   /** -c: queue_directory */
   chrootDir?: string;
   /** master.cf service name, for the advice in fatal messages (default tlsmgr) */
@@ -87,7 +86,8 @@ export interface DropPrivilegesOptions {
  */
 export function dropPrivileges(opts: DropPrivilegesOptions): void {
   const service = opts.serviceName ?? "tlsmgr";
-  const user = opts.mailOwner || undefined;
+  const owner = opts.mailOwner || undefined;
+  const user = typeof owner === "string" ? owner : owner?.name;
   const root = opts.chrootDir || undefined;
   if (root && !nativeAvailable()) {
     msgFatal(
@@ -98,30 +98,30 @@ export function dropPrivileges(opts: DropPrivilegesOptions): void {
   }
   let pw: PasswdEntry | undefined;
   if (user) {
-    pw = lookupUser(user);
+    pw = typeof owner === "object" ? owner : lookupUser(user);
     if (!pw) msgFatal(`unknown user: ${user}`);
     try {
       process.setgid!(pw.gid);
     } catch (err) {
-      msgFatal(`setgid(${pw.gid}): ${errnoText(err)}`);
+      msgFatal(`setgid(${pw.gid}): ${errorText(err)}`);
     }
     try {
       // process.initgroups exists on POSIX Node but is missing from @types/node 20.
       (process as unknown as { initgroups(user: string, extra: number): void }).initgroups(user, pw.gid);
     } catch (err) {
-      msgFatal(`initgroups: ${errnoText(err)}`);
+      msgFatal(`initgroups: ${errorText(err)}`);
     }
   }
   if (root) {
     try {
       chroot(root); // the addon does chdir("/") too
     } catch (err) {
-      msgFatal(`chroot(${root}): ${errnoText(err)}`);
+      msgFatal(`chroot(${root}): ${errorText(err)}`);
     }
     try {
       process.chdir("/"); // again through Node, which caches the working directory
     } catch (err) {
-      msgFatal(`chdir(/): ${errnoText(err)}`);
+      msgFatal(`chdir(/): ${errorText(err)}`);
     }
     loggingEnteredChroot(root);
   }
@@ -129,7 +129,7 @@ export function dropPrivileges(opts: DropPrivilegesOptions): void {
     try {
       process.setuid!(pw.uid);
     } catch (err) {
-      msgFatal(`setuid(${pw.uid}): ${errnoText(err)}`);
+      msgFatal(`setuid(${pw.uid}): ${errorText(err)}`);
     }
   }
   if (msgVerbose() > 1) msgInfo(`chroot ${root ?? "(none)"} user ${user ?? "(none)"}`);

@@ -15,11 +15,7 @@ import { writeSync } from "node:fs";
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { sinksFromPlan, type LogPlan } from "../log/setup.js";
 import { nativeAvailable } from "../native/posix.js";
-import type { WatchdogWorkerData } from "./watchdog.js";
-
-const WD_COUNTER = 0;
-const WD_STOP = 1;
-const WD_READY = 2;
+import { WD_COUNTER, WD_READY, WD_STOP, type WatchdogWorkerData } from "./watchdog.js";
 
 /** lastWords - say why, on every sink of the newest plan; never throw */
 function lastWords(plan: LogPlan | undefined, processName: string): void {

@@ -17,6 +17,7 @@
 
 import { Worker } from "node:worker_threads";
 import { logPlan, onLogPlanChange, type LogPlan } from "../log/setup.js";
+import { errorText } from "../log/errors.js";
 import { msgDebug, msgFatal, msgWarn } from "../log/msg.js";
 
 export interface Watchdog {
@@ -26,7 +27,7 @@ export interface Watchdog {
   stop(): void;
 }
 
-/** Slots of the shared Int32Array. */
+/** Slots of the shared Int32Array (master/watchdog-worker.ts imports them). */
 export const WD_COUNTER = 0;
 export const WD_STOP = 1;
 export const WD_READY = 2;
@@ -52,7 +53,7 @@ export function watchdogCreate(timeoutSec: number, processName = "tlsmgr"): Watc
   // execArgv: [] so that the parent's flags (e.g. --input-type, -e) do not change how the thread starts.
   const worker = new Worker(new URL("./watchdog-worker.js", import.meta.url), { workerData: data, execArgv: [] });
   worker.unref();
-  worker.on("error", (err) => msgWarn(`watchdog thread: ${err.message}`));
+  worker.on("error", (err) => msgWarn(`watchdog thread: ${errorText(err)}`));
   // Block start-up (not the request path) until the thread has loaded its modules
   // and the addon: after chroot(2) it could no longer load them.
   if (Atomics.wait(cells, WD_READY, 0, READY_WAIT_MS) === "timed-out") {

@@ -1,7 +1,8 @@
 /**
  * posix.ts - typed loader for the small POSIX addon (build/Release/posix.node).
- * Owns: finding and loading the addon once, the typed API (flock, chroot, unix
- *       datagram socket), and reporting why it is absent.
+ * Owns: finding and loading the addon once, when this module is imported, the
+ *       typed API (flock, chroot, unix datagram socket), and reporting why it
+ *       is absent.
  * Not here: the C code (native/posix.c), building it (scripts/build-native.mjs),
  *       policy about locking or logging (prng/exchange.ts, log/ sinks).
  * See also: binding.gyp, postfix/src/util/myflock.c
@@ -10,6 +11,13 @@
  * callers check nativeAvailable() first when they have a fallback. A failing
  * system call throws an Error with .code (errno name, e.g. "EWOULDBLOCK"),
  * .errno (number) and .syscall, like Node's own errors.
+ *
+ * The addon is loaded as this module is evaluated, not at the first call: a
+ * daemon imports its modules before it changes its (effective) user or
+ * chroots, and after that the file may be out of reach (an installation
+ * under a 0700 directory, a file outside the jail): loaded at the first
+ * flock(), under mail_owner's effective uid, it would be unreadable.
+ * This module imports nothing of the project's (log/ is built on it).
  */
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -64,6 +72,7 @@ function loadAddon(): PosixAddon | undefined {
       addon = require(file) as PosixAddon;
       return addon;
     } catch (err) {
+      // A require() failure has no errno: its message is the text (no log/errors.ts here).
       loadError = `cannot load ${file}: ${err instanceof Error ? err.message : String(err)}`;
       return undefined;
     }
@@ -71,6 +80,9 @@ function loadAddon(): PosixAddon | undefined {
   loadError = `POSIX addon not built (looked for ${tried.join(", ")}; run node scripts/build-native.mjs)`;
   return undefined;
 }
+
+// Now, while this process may still read every file it was started with.
+loadAddon();
 
 /** need - the addon, or throw ERR_NATIVE_UNAVAILABLE */
 function need(): PosixAddon {

@@ -1,11 +1,11 @@
 /**
  * drbg-vectors-cli.ts - run HMAC_DRBG (SHA-256) test vectors against prng/drbg.ts.
- * Owns: reading the ACVP-like JSON format of ../shared/vectors/drbg/README.md,
+ * Owns: reading the ACVP-like JSON of NIST's vectors (test/fixtures/drbg/),
  *       running each test's steps, and the report: one line per failing id with
  *       the first differing byte, then `N passed, M failed`; exit 1 if M > 0,
  *       2 when the file cannot be read at all.
  * Not here: the DRBG itself (prng/drbg.ts).
- * See also: ../shared/vectors/drbg/README.md, test/unit/drbg-vectors.test.ts
+ * See also: test/fixtures/drbg/hmac-drbg-sha256.json, test/unit/drbg-vectors.test.ts
  *
  * Usage: npm run -s drbg-vectors -- FILE   (node dist/src/prng/drbg-vectors-cli.js FILE)
  *
@@ -16,6 +16,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
+import { errorText } from "../log/errors.js";
 import { HmacDrbg } from "./drbg.js";
 
 export interface DrbgVectorStep {
@@ -102,7 +103,7 @@ export function checkDrbgVector(t: DrbgVector, index: number): DrbgVectorResult 
     const hex = (b: Buffer) => (at < b.length ? b.subarray(at, at + 1).toString("hex") : "(end)");
     return { id, ok: false, detail: `first difference at byte ${at}: expected ${hex(expected)}, got ${hex(got)}` };
   } catch (err) {
-    return { id, ok: false, detail: `malformed vector: ${err instanceof Error ? err.message : String(err)}` };
+    return { id, ok: false, detail: `malformed vector: ${errorText(err)}` };
   }
 }
 
@@ -127,7 +128,7 @@ async function main(argv: string[]): Promise<number> {
     try {
       results = await runDrbgVectorFile(file);
     } catch (err) {
-      process.stderr.write(`drbg-vectors: cannot run ${file}: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.stderr.write(`drbg-vectors: cannot run ${file}: ${errorText(err)}\n`);
       return 2;
     }
     for (const r of results) {
@@ -148,7 +149,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       process.exitCode = code;
     },
     (err) => {
-      process.stderr.write(`drbg-vectors: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.stderr.write(`drbg-vectors: ${errorText(err)}\n`);
       process.exitCode = 2;
     },
   );

@@ -6,16 +6,16 @@
  *       output from an unseeded or exhausted state).
  * Not here: where entropy comes from and what is mixed in (prng/pool.ts), the
  *       vector runner (prng/drbg-vectors-cli.ts).
- * See also: SP 800-90A Rev. 1 sections 9.1-9.3 and 10.1.2; ../shared/vectors/drbg/README.md
+ * See also: SP 800-90A Rev. 1 sections 9.1-9.3 and 10.1.2; test/fixtures/drbg/
+ *       (NIST's vectors); docs/benchmarks.md (what a generate call costs)
  *
  * The HMAC is node:crypto's HMAC-SHA-256; nothing here is home-made crypto
  * beyond the DRBG's own update/generate steps as the standard writes them.
- * Cost: each HMAC is one createHmac (about 2 us in Node 20, making the object
- * is most of it; a KeyObject key measured no faster), so a generate of n
- * bytes costs ceil(n / 32) + 2 of them, + 8 with additional input; no
- * step concatenates buffers (the parts go to update() one by one).
+ * A generate of n bytes makes ceil(n / 32) + 2 HMACs, + 8 with additional
+ * input; no step concatenates buffers (the parts go to update() one by one).
  */
 import { createHmac } from "node:crypto";
+import { TlsmgrError } from "../log/errors.js";
 
 /** Output length of SHA-256 in bytes (outlen / 8). */
 export const DRBG_OUTLEN = 32;
@@ -28,13 +28,15 @@ export const DRBG_MAX_RESEED_INTERVAL = 2 ** 48;
 /** SP 800-90A table 2: max_length (entropy, personalization, additional input) 2^35 bits. */
 export const DRBG_MAX_INPUT_BYTES = 2 ** 32;
 
+/** The stable codes of DrbgError. */
+export type DrbgErrorCode = "DRBG_UNINSTANTIATED" | "DRBG_BAD_INPUT" | "DRBG_NO_ENTROPY";
+
 /** Thrown for misuse and for a missing entropy source; code names the cause. */
-export class DrbgError extends Error {
-  constructor(
-    readonly code: "DRBG_UNINSTANTIATED" | "DRBG_BAD_INPUT" | "DRBG_NO_ENTROPY",
-    message: string,
-  ) {
-    super(message);
+export class DrbgError extends TlsmgrError {
+  declare readonly code: DrbgErrorCode;
+
+  constructor(code: DrbgErrorCode, message: string) {
+    super(message, code);
   }
 }
 

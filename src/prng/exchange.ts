@@ -24,9 +24,10 @@
  */
 import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
+import { setTimeout as delay } from "node:timers/promises";
+import { errorText, TlsmgrError } from "../log/errors.js";
 import { msgDebug, msgWarn } from "../log/msg.js";
 import { flock, isWouldBlock, nativeAvailable, nativeLoadError } from "../native/posix.js";
-import { delay, errorText } from "./source.js";
 
 /** Postfix's TLS_PRNG_EXCH_SIZE. */
 export const EXCH_SIZE = 1024;
@@ -166,7 +167,7 @@ export class PrngExchange {
     let done = 0;
     while (done < data.length) {
       const n = await this.#write(this.#fh, data, done, data.length - done, done);
-      if (!(n > 0)) throw Object.assign(new Error("short write"), { code: "EIO" });
+      if (!(n > 0)) throw new TlsmgrError("short write", "EIO");
       done += n;
     }
   }

@@ -1,17 +1,17 @@
 /**
  * pool.ts - tlsmgr's PRNG pool: an HMAC_DRBG fed by the external source, the
  *           exchange file, the time of day and session cache entries.
- * Owns: the pool's DRBG and what goes into it, the external source's life
- *       (open, timed reads, health tests, reopen with back-off), the exchange
- *       file cycle, the randomised reseed and exchange schedules, the seed
- *       block, and the save before exit. generate() serves the `seed` request.
- * Not here: the DRBG algorithm (prng/drbg.ts), the source kinds
- *       (prng/source-*.ts), the file locking (prng/exchange.ts), request
- *       parsing and the 1..255 limit of `seed` (server/handlers.ts),
- *       data_directory redirection of the exchange file name (config).
+ * Owns: the pool's DRBG and what goes into it, the exchange file cycle, the
+ *       randomised reseed and exchange schedules, the seed block, and the
+ *       save before exit. generate() serves the `seed` request.
+ * Not here: the DRBG algorithm (prng/drbg.ts), the external source's life
+ *       (prng/source-keeper.ts), the file locking (prng/exchange.ts), request
+ *       parsing and the 1..255 limit of `seed` (server/handlers.ts), the
+ *       data_directory redirection of the exchange file name (the caller,
+ *       main.ts, passes the redirected name).
  * See also: postfix/src/tlsmgr/tlsmgr.c (tlsmgr_pre_init, tlsmgr_post_init,
  *       tlsmgr_reseed_event, tlsmgr_prng_exch_event, tlsmgr_loop,
- *       tlsmgr_before_exit), ../shared/docs/postfix-tlsmgr-facts.md section 5
+ *       tlsmgr_before_exit), docs/benchmarks.md (what the seed block saves)
  *
  * Security: nothing fed in is trusted. Every input enters the DRBG only as
  * reseed additional input (source bytes, exchange file content) or as
@@ -27,14 +27,7 @@
  * requests are served the next n bytes of it in order; each byte is zeroed
  * as it is handed out, so none is served twice. A request longer than what
  * is left drops the rest and takes a new block; one longer than a block gets
- * a generate call of its own. A 32-byte seed then costs a copy and 1/128 of
- * a block, about 3 us in all, instead of a generate call with additional
- * input of its own (nine HMACs, about 20 us). Why 4096: the DRBG costs one
- * HMAC per 32 bytes whatever the size, and a block only spreads the fixed
- * cost of a call (8 HMACs, a SHA-256 digest); 1 KiB blocks left 0.5 us of it
- * per 32-byte seed, 16 KiB gained nothing over 4 KiB and would hold the event
- * loop 1.4 ms per new block (4 KiB: about 0.35 ms, once per 128 seeds of 32
- * bytes or 16 of 255). It is safe because:
+ * a generate call of its own. It is safe because:
  * - a generate call's output is by design usable in pieces: it is one
  *   pseudorandom string, each part of it as unpredictable, given the other
  *   parts, as the output of a call of its own. What a block changes is when
@@ -55,17 +48,7 @@
  * The time of day is mixed in once per event loop turn; its framed 41-byte
  * sample is written in place into one buffer and hashed (no allocation).
  *
- * Differences from Postfix, on purpose:
- * - A failed dev: or egd: read, or a source that could not be opened, makes
- *   Postfix save the exchange file and exit so that master(8) restarts it and
- *   it reopens the source. Here the source is closed and reopened (reconnected)
- *   in process after a back-off that doubles from 1 s up to 300 s, with a
- *   warning each time; the pool meanwhile reseeds from the operating system.
- *   Inside a chroot jail the source path may not resolve: the warnings go on
- *   and the pool keeps working.
- * - Source bytes pass the SP 800-90B repetition count and adaptive proportion
- *   tests (prng/health.ts) first; bytes of a failing read are logged and
- *   dropped. Postfix feeds them to OpenSSL unchecked.
+ * Differences from Postfix, on purpose (the source's: prng/source-keeper.ts):
  * - The reseed schedule runs even when tls_random_source is empty (it then
  *   reseeds from the operating system only); Postfix does not start it.
  * - Exchange file problems after start-up (lock timeout, failed write, removed
@@ -73,21 +56,17 @@
  *   exits. Opening it at start-up is fatal, as in Postfix.
  */
 import { createHash, randomBytes, type Hash } from "node:crypto";
-import { msgDebug, msgFatal, msgInfo, msgWarn } from "../log/msg.js";
+import { errorText, TlsmgrError } from "../log/errors.js";
+import { msgDebug, msgFatal, msgWarn } from "../log/msg.js";
 import { systemClock, type Clock } from "../util/clock.js";
 import { DRBG_MAX_REQUEST_BYTES, DrbgError, HmacDrbg, type HmacDrbgOptions } from "./drbg.js";
 import { EXCH_SIZE, PrngExchange, type ExchangeWriter } from "./exchange.js";
-import { SourceHealth } from "./health.js";
-import { RandomSchedule, systemTimers, type TimerHandle, type Timers } from "./schedule.js";
-import {
-  errorText,
-  openSource,
-  parseSourceSpec,
-  sourceLabel,
-  SOURCE_TIMEOUT_MS,
-  type EntropySource,
-  type SourceSpec,
-} from "./source.js";
+import { RandomSchedule, systemTimers, type Timers } from "./schedule.js";
+import { parseSourceSpec } from "./source.js";
+import { SourceKeeper, type SourceKeeperStats } from "./source-keeper.js";
+
+/** The code of the error generate() throws once the pool is closed. */
+export const ERR_PRNG_CLOSED = "PRNG_CLOSED";
 
 /** The main.cf parameters the pool reads (times in seconds). */
 export interface PrngPoolConfig {
@@ -128,14 +107,9 @@ export interface PrngPoolOptions {
   onScheduled?: (what: "reseed" | "exchange", delaySec: number) => void;
 }
 
-/** Counters for tests and verbose logging; never bytes. */
-export interface PrngPoolStats {
+/** Counters for tests and verbose logging; never bytes. The source's are the keeper's. */
+export interface PrngPoolStats extends SourceKeeperStats {
   reseeds: number;
-  sourceReads: number;
-  sourceBytesUsed: number;
-  sourceBytesRejected: number;
-  sourceFailures: number;
-  sourceReopens: number;
   exchangeUpdates: number;
   /** DRBG generate calls (seed blocks, exchange file contents, long requests). */
   drbgGenerates: number;
@@ -147,11 +121,10 @@ export interface PrngPoolStats {
 
 /** OS bytes taken by every instantiate and reseed (at least 32, the strength of the DRBG). */
 export const POOL_OS_ENTROPY_BYTES = 32;
-/** Default seed block: 128 seeds of 32 bytes per generate call (see the header). */
+/** Default seed block: 128 seeds of 32 bytes per generate call (the header; its cost: docs/benchmarks.md). */
 export const POOL_SEED_BLOCK_BYTES = 4096;
 /** Output between forced reseeds by default (in whole seed blocks). */
 const RESEED_INTERVAL_BYTES = 1 << 24;
-const DEFAULT_BACKOFF = { firstMs: 1_000, maxMs: 300_000 };
 const EMPTY = Buffer.alloc(0);
 /** The time of day sample: clock s, wall ms, monotonic ms (doubles), pid, ppid. */
 const TIME_BYTES = 32;
@@ -185,13 +158,7 @@ export class PrngPool {
   #block: Buffer = EMPTY;
   #blockPos = 0;
 
-  readonly #spec: SourceSpec | undefined;
-  readonly #health: SourceHealth;
-  #source: EntropySource | undefined;
-  #sourceDone = false;
-  #reopenTimer: TimerHandle | undefined;
-  #reopenDelayMs: number;
-  #sourceChain: Promise<void> = Promise.resolve();
+  readonly #source: SourceKeeper;
 
   #exchange: PrngExchange | undefined;
   #exchangeChain: Promise<unknown> = Promise.resolve();
@@ -199,13 +166,8 @@ export class PrngPool {
   #reseedSchedule: RandomSchedule | undefined;
   #exchangeSchedule: RandomSchedule | undefined;
   #closed = false;
-  readonly #stats: PrngPoolStats = {
+  readonly #stats: Omit<PrngPoolStats, keyof SourceKeeperStats> = {
     reseeds: 0,
-    sourceReads: 0,
-    sourceBytesUsed: 0,
-    sourceBytesRejected: 0,
-    sourceFailures: 0,
-    sourceReopens: 0,
     exchangeUpdates: 0,
     drbgGenerates: 0,
     seedBlocks: 0,
@@ -217,9 +179,14 @@ export class PrngPool {
     this.#opts = opts;
     this.#clock = opts.clock ?? systemClock;
     this.#timers = opts.timers ?? systemTimers;
-    this.#reopenDelayMs = (opts.reopenBackoff ?? DEFAULT_BACKOFF).firstMs;
-    this.#spec = parseSourceSpec(cfg.tls_random_source ?? "");
-    this.#health = new SourceHealth(opts.sourceMinEntropy !== undefined ? { minEntropy: opts.sourceMinEntropy } : {});
+    this.#source = new SourceKeeper(parseSourceSpec(cfg.tls_random_source ?? ""), {
+      readBytes: cfg.tls_random_bytes,
+      timers: this.#timers,
+      ...(opts.sourceTimeoutMs !== undefined ? { timeoutMs: opts.sourceTimeoutMs } : {}),
+      ...(opts.reopenBackoff ? { reopenBackoff: opts.reopenBackoff } : {}),
+      ...(opts.sourceMinEntropy !== undefined ? { minEntropy: opts.sourceMinEntropy } : {}),
+      use: (data) => this.#reseedFromSource(data),
+    });
     const blockBytes = opts.seedBlockBytes ?? POOL_SEED_BLOCK_BYTES;
     if (!Number.isSafeInteger(blockBytes) || blockBytes < 1 || blockBytes > DRBG_MAX_REQUEST_BYTES)
       throw new RangeError(`seed block of ${blockBytes} bytes outside 1..${DRBG_MAX_REQUEST_BYTES}`);
@@ -258,18 +225,7 @@ export class PrngPool {
 
   /** start - the start-up sequence */
   async #start(): Promise<void> {
-    if (!this.#spec) {
-      msgWarn("no entropy source specified with parameter tls_random_source");
-      msgWarn("encryption keys etc. may be predictable");
-    } else {
-      try {
-        this.#source = await openSource(this.#spec, this.#sourceOpts());
-        msgDebug(`opened ${sourceLabel(this.#spec.kind)} ${this.#spec.path}`);
-      } catch (err) {
-        msgWarn(errorText(err));
-        this.#scheduleReopen();
-      }
-    }
+    await this.#source.open();
     const exchName = this.#cfg.tls_random_exchange_name;
     if (exchName) {
       try {
@@ -311,10 +267,6 @@ export class PrngPool {
   #scheduled(what: "reseed" | "exchange", delaySec: number): void {
     msgDebug(`next PRNG ${what === "reseed" ? "reseed" : "exchange file update"} in ${delaySec}s`);
     this.#opts.onScheduled?.(what, delaySec);
-  }
-
-  #sourceOpts(): { timeoutMs: number } {
-    return { timeoutMs: this.#opts.sourceTimeoutMs ?? SOURCE_TIMEOUT_MS };
   }
 
   /**
@@ -378,7 +330,7 @@ export class PrngPool {
    */
   generate(n: number): Buffer {
     if (!this.#drbg.instantiated) {
-      throw Object.assign(new Error("PRNG pool is closed"), { code: "PRNG_CLOSED" });
+      throw new TlsmgrError("PRNG pool is closed", ERR_PRNG_CLOSED);
     }
     if (!Number.isSafeInteger(n) || n < 0 || n > DRBG_MAX_REQUEST_BYTES)
       throw new DrbgError("DRBG_BAD_INPUT", `request of ${n} bytes outside 0..${DRBG_MAX_REQUEST_BYTES}`);
@@ -417,17 +369,7 @@ export class PrngPool {
 
   /** stats - counters (no bytes) */
   stats(): PrngPoolStats {
-    return { ...this.#stats };
-  }
-
-  /** serialSource - run source work one at a time */
-  #serialSource<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#sourceChain.then(fn);
-    this.#sourceChain = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
+    return { ...this.#stats, ...this.#source.stats() };
   }
 
   /**
@@ -435,97 +377,14 @@ export class PrngPool {
    * it, and reseed with it; the file source is read once and closed.
    */
   reseed(): Promise<void> {
-    return this.#serialSource(async () => {
-      if (!this.#drbg.instantiated) return;
-      this.mixTimeOfDay();
-      const data = await this.#readSource();
-      if (!this.#drbg.instantiated) return;
-      this.#reseedWith("source", data);
-      data?.fill(0);
-    });
+    return this.#source.feed();
   }
 
-  /** readSource - one read, health-checked; undefined when nothing usable */
-  async #readSource(): Promise<Buffer | undefined> {
-    const spec = this.#spec;
-    const source = this.#source;
-    if (!spec || this.#sourceDone || !source) return undefined;
-    let data: Buffer | undefined;
-    this.#stats.sourceReads += 1;
-    try {
-      data = await source.read(Math.max(1, Math.floor(this.#cfg.tls_random_bytes)));
-      msgDebug(`read ${data.length} bytes from ${sourceLabel(spec.kind)} ${spec.path}`);
-    } catch (err) {
-      if (this.#closed) return undefined;
-      this.#stats.sourceFailures += 1;
-      if (spec.kind === "file") {
-        msgWarn(errorText(err));
-      } else {
-        msgWarn(`${errorText(err)} -- ${spec.kind === "egd" ? "reconnecting" : "reopening"}`);
-        this.#source = undefined;
-        await source.close();
-        this.#scheduleReopen();
-      }
-    }
-    if (spec.kind === "file") {
-      // Postfix reads the file once, closes it and forgets tls_random_source.
-      this.#sourceDone = true;
-      this.#source = undefined;
-      await source.close();
-    }
-    if (data) {
-      const verdict = this.#health.check(data);
-      if (!verdict.ok) {
-        msgWarn(
-          `${sourceLabel(spec.kind)} ${spec.path} failed the ${verdict.failed} health test -- ${data.length} bytes not used`,
-        );
-        this.#stats.sourceBytesRejected += data.length;
-        data.fill(0);
-        return undefined;
-      }
-      this.#stats.sourceBytesUsed += data.length;
-    }
-    return data;
-  }
-
-  /** scheduleReopen - try the source again after the current back-off */
-  #scheduleReopen(): void {
-    if (this.#closed || !this.#spec || this.#reopenTimer !== undefined) return;
-    this.#reopenTimer = this.#timers.setTimeout(() => {
-      this.#reopenTimer = undefined;
-      this.#serialSource(() => this.#reopen()).catch((err) =>
-        msgWarn(`cannot reopen ${sourceLabel(this.#spec!.kind)} ${this.#spec!.path}: ${errorText(err)}`),
-      );
-    }, this.#reopenDelayMs);
-  }
-
-  /** reopen - open the source again; on success reseed from it at once */
-  async #reopen(): Promise<void> {
-    const spec = this.#spec;
-    if (this.#closed || !spec || this.#source) return;
-    const backoff = this.#opts.reopenBackoff ?? DEFAULT_BACKOFF;
-    let source: EntropySource;
-    try {
-      source = await openSource(spec, this.#sourceOpts());
-    } catch (err) {
-      this.#reopenDelayMs = Math.min(this.#reopenDelayMs * 2, backoff.maxMs);
-      msgWarn(`${errorText(err)} -- retrying in ${Math.ceil(this.#reopenDelayMs / 1000)}s`);
-      this.#scheduleReopen();
-      return;
-    }
-    if (this.#closed) {
-      await source.close();
-      return;
-    }
-    this.#source = source;
-    this.#reopenDelayMs = backoff.firstMs;
-    this.#stats.sourceReopens += 1;
-    msgInfo(`${spec.kind === "egd" ? "reconnected to" : "reopened"} ${sourceLabel(spec.kind)} ${spec.path}`);
-    this.mixTimeOfDay();
-    const data = await this.#readSource();
+  /** reseedFromSource - the keeper's use of each read (a reseed, a reopen): reseed with it */
+  #reseedFromSource(data: Buffer | undefined): void {
     if (!this.#drbg.instantiated) return;
+    this.mixTimeOfDay();
     this.#reseedWith("source", data);
-    data?.fill(0);
   }
 
   /**
@@ -552,15 +411,10 @@ export class PrngPool {
   /** stopQuietly - stop timers and close the source (no exchange save) */
   async #stopQuietly(): Promise<void> {
     this.#closed = true;
-    if (this.#reopenTimer !== undefined) this.#timers.clearTimeout(this.#reopenTimer);
-    this.#reopenTimer = undefined;
     // Closing the source first ends a read in progress (it then fails quietly).
-    const source = this.#source;
-    this.#source = undefined;
-    await source?.close();
+    await this.#source.close();
     await this.#reseedSchedule?.stop();
     await this.#exchangeSchedule?.stop();
-    await this.#sourceChain;
   }
 
   /** close - tlsmgr_before_exit: stop the schedules, save the exchange file, forget the state */

@@ -4,19 +4,14 @@
  *       blocking device never holds a libuv thread), and the timed read of up to
  *       min(len, 255) bytes: whatever one read returns, polled until data or the
  *       timeout (Postfix: timed_read of TLS_MGR_TIMEOUT seconds).
- * Not here: reopen after a failure (prng/pool.ts).
+ * Not here: reopen after a failure (prng/source-keeper.ts).
  * See also: postfix/src/tls/tls_prng_dev.c, prng/source.ts
  */
 import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
-import {
-  delay,
-  errorCode,
-  errorText,
-  SOURCE_MAX_READ,
-  SourceError,
-  type EntropySource,
-} from "./source.js";
+import { setTimeout as delay } from "node:timers/promises";
+import { errorCode, errorText } from "../log/errors.js";
+import { SOURCE_MAX_READ, SourceError, type EntropySource } from "./source.js";
 
 /** First and largest pause between polls of a device that has no data yet. */
 const POLL_FIRST_MS = 10;

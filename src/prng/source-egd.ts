@@ -4,11 +4,12 @@
  *       "read entropy, non-blocking"), read a count byte, then that many
  *       bytes, each step with the timeout. A zero count, a hang-up or a timeout
  *       is a failure; after one the connection is useless (the pool reconnects).
- * Not here: reconnect policy (prng/pool.ts).
+ * Not here: reconnect policy (prng/source-keeper.ts).
  * See also: postfix/src/tls/tls_prng_egd.c, prng/source.ts, test/helpers/egd-server.ts
  */
 import { createConnection, type Socket } from "node:net";
-import { errorCode, errorText, SOURCE_MAX_READ, SourceError, type EntropySource } from "./source.js";
+import { errorCode, errorText } from "../log/errors.js";
+import { SOURCE_MAX_READ, SourceError, type EntropySource } from "./source.js";
 
 /** EGD command: read up to N bytes without blocking; the reply is a count byte and the bytes. */
 export const EGD_CMD_READ_NONBLOCKING = 0x01;

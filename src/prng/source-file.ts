@@ -2,12 +2,13 @@
  * source-file.ts - plain file entropy source: read tls_random_bytes bytes once.
  * Owns: opening the file and reading up to len bytes from its start (the pool
  *       then closes it and stops using it, as Postfix does).
- * Not here: the "once" policy (prng/pool.ts).
+ * Not here: the "once" policy (prng/source-keeper.ts).
  * See also: postfix/src/tls/tls_prng_file.c, prng/source.ts
  */
 import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
-import { errorCode, errorText, SourceError, type EntropySource } from "./source.js";
+import { errorCode, errorText } from "../log/errors.js";
+import { SourceError, type EntropySource } from "./source.js";
 
 /** A sanity bound on one file read; Postfix reads tls_random_bytes without a cap. */
 export const FILE_SOURCE_MAX_READ = 1 << 20;

@@ -13,6 +13,7 @@ import type { Attr0Limits } from "../protocol/attr0.js";
 import { Attr0Decoder } from "../protocol/attr0.js";
 import type { TlsmgrState } from "./handlers.js";
 import { failReplyFor, handleRequest, SERVER_ANNOUNCEMENT } from "./handlers.js";
+import { errorText } from "../log/errors.js";
 import { msgDebug, msgWarn } from "../log/msg.js";
 
 export interface ConnectionOptions {
@@ -27,8 +28,8 @@ export interface ConnectionOptions {
 const PENDING_HIGH_WATER = 4 * 1024 * 1024;
 
 /**
- * serveConnection - run the request loop of one accepted socket; resolves
- * when the socket is closed.
+ * serveConnection - start the request loop of one accepted socket; it runs
+ * on the socket's events until the socket closes (nothing to wait for).
  */
 export function serveConnection(socket: Duplex, peer: string, state: TlsmgrState, opts: ConnectionOptions): void {
   const decoder = new Attr0Decoder(opts.limits);
@@ -76,7 +77,7 @@ export function serveConnection(socket: Duplex, peer: string, state: TlsmgrState
           },
           (err: unknown) => {
             busy = false;
-            msgWarn(`request from ${peer} failed: ${err instanceof Error ? err.message : String(err)}`);
+            msgWarn(`request from ${peer} failed: ${errorText(err)}`);
             close();
           },
         );
@@ -133,7 +134,7 @@ export function serveConnection(socket: Duplex, peer: string, state: TlsmgrState
     socket.end();
   });
   socket.on("error", (err: NodeJS.ErrnoException) => {
-    if (err.code !== "EPIPE" && err.code !== "ECONNRESET") msgWarn(`read error from ${peer}: ${err.message}`);
+    if (err.code !== "EPIPE" && err.code !== "ECONNRESET") msgWarn(`read error from ${peer}: ${errorText(err)}`);
     socket.destroy();
   });
 }

@@ -5,7 +5,9 @@
  *       warnings for bad requests. A reply always carries every attribute of
  *       its request's reply, with empty data and zeros on failure.
  * Not here: bytes and framing (protocol/attr0.ts), connections
- *           (server/connection.ts), storage (cache/), keys (tickets/).
+ *           (server/connection.ts), storage (cache/: the handlers reach the
+ *           caches through cache-set.ts SessionCaches), keys (tickets/),
+ *           the PRNG pool (prng/pool.ts).
  * See also: postfix/src/tlsmgr/tlsmgr.c (tlsmgr_service)
  */
 
@@ -39,32 +41,29 @@ import {
   TLS_MGR_STAT_OK,
   TLS_TICKET_NAMELEN,
 } from "../protocol/tlsmgr-proto.js";
-import type { CacheType } from "../protocol/tlsmgr-proto.js";
 import type { MaybePromise } from "../cache/backend.js";
+import type { SessionCaches } from "../cache/cache-set.js";
+import type { SessionCacheOps } from "../cache/scache.js";
 import type { TicketKeySource } from "../tickets/ticket-keys.js";
 import { ticketKeyRecord } from "../tickets/ticket-keys.js";
 import { msgWarn, printable } from "../log/msg.js";
 
-/**
- * The session cache operations a handler needs (cache/scache.ts provides
- * them); synchronous when the store is. A Buffer from a synchronous lookup
- * is valid only until the next cache call: the handler encodes it at once.
- */
-export interface SessionCacheOps {
-  lookup(id: string): MaybePromise<Buffer | undefined>;
-  update(id: string, session: Buffer): MaybePromise<boolean>;
-  delete(id: string): MaybePromise<boolean>;
+/** Where seed bytes come from (prng/pool.ts PrngPool). */
+export interface SeedSource {
+  /** n fresh bytes, 1 <= n <= 255. */
+  generate(n: number): Buffer;
 }
 
-/** What the handlers serve from; built once at start-up by main.ts. */
+/**
+ * What the handlers serve from, opened once at start-up (main.ts, tlsmgr's
+ * pre-init): the session caches (a cache of a type, or undefined when it is
+ * not enabled, and each type's sanitised timeout for the policy reply and the
+ * tktkey rule), the ticket keys, and the PRNG pool.
+ */
 export interface TlsmgrState {
-  /** The cache of a type, or undefined when that cache is not enabled. */
-  cache(type: CacheType): SessionCacheOps | undefined;
-  /** That type's sanitised session cache timeout (policy reply, tktkey rule). */
-  timeout(type: CacheType): number;
+  caches: SessionCaches;
   tickets: TicketKeySource;
-  /** n fresh bytes from the PRNG pool, 1 <= n <= 255. */
-  seed(n: number): Buffer;
+  prng: SeedSource;
 }
 
 /** A reply: ready-made attr0 text, or a promise of it (cache and key stores may be asynchronous). */
@@ -172,7 +171,7 @@ function cacheFor(state: TlsmgrState, type: string, request: string): SessionCac
     msgWarn(`bogus cache type "${printable(type)}" in "${request}" request`);
     return null;
   }
-  return state.cache(type);
+  return state.caches.get(type);
 }
 
 const lookupAnswer = (session: Buffer | undefined): string =>
@@ -228,7 +227,7 @@ function handleTktkey(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Rep
     msgWarn(`invalid session ticket key name length: ${keyname.length}`);
     return tktkeyReply(TLS_MGR_STAT_FAIL, keyname);
   }
-  const timeout = state.timeout("smtpd");
+  const timeout = state.caches.timeout("smtpd");
   if (timeout <= 0) return tktkeyReply(TLS_MGR_STAT_ERR, keyname);
   const answer = (key: Awaited<ReturnType<TicketKeySource["tktkey"]>>) =>
     key === undefined ? tktkeyReply(TLS_MGR_STAT_ERR, keyname) : tktkeyReply(TLS_MGR_STAT_OK, ticketKeyRecord(key));
@@ -253,7 +252,7 @@ function handleSeed(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply
   }
   let bytes: Buffer;
   try {
-    bytes = state.seed(len);
+    bytes = state.prng.generate(len);
   } catch {
     return seedReply(TLS_MGR_STAT_ERR, EMPTY);
   }
@@ -269,5 +268,5 @@ function handlePolicy(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Rep
     msgWarn(`bogus cache type "${printable(type)}" in "${TLS_MGR_REQ_POLICY}" request`);
     return policyReply(TLS_MGR_STAT_FAIL, 0, 0);
   }
-  return policyReply(TLS_MGR_STAT_OK, state.cache(type) ? 1 : 0, state.timeout(type));
+  return policyReply(TLS_MGR_STAT_OK, state.caches.get(type) ? 1 : 0, state.caches.timeout(type));
 }

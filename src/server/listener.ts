@@ -2,9 +2,9 @@
  * listener.ts - the local stream socket tlsmgr listens on, and its clients.
  * Owns: creating the socket (Postfix's mode 0666 inside a 0700 private
  *       directory) or adopting one inherited from master(8), accepting,
- *       naming clients for diagnostics, counting clients (for master's
- *       busy/idle status), and closing.
- * Not here: the request loop (server/connection.ts).
+ *       naming clients for diagnostics, and closing (the clients too).
+ * Not here: the request loop (server/connection.ts); master's taken/available
+ *           status, which is per request, not per client (master/master-link.ts).
  * See also: postfix/src/master/multi_server.c, postfix/src/util/unix_listen.c
  */
 
@@ -15,6 +15,7 @@ import { dirname } from "node:path";
 import type { TlsmgrState } from "./handlers.js";
 import type { ConnectionOptions } from "./connection.js";
 import { serveConnection } from "./connection.js";
+import { errorText } from "../log/errors.js";
 import { msgFatal } from "../log/msg.js";
 
 export interface ListenerOptions extends ConnectionOptions {
@@ -23,12 +24,9 @@ export interface ListenerOptions extends ConnectionOptions {
   fds?: number[];
   /** Owner for a created private directory (mail_owner), when running as root. */
   dirOwner?: { uid: number; gid: number };
-  /** Told the number of connected clients whenever it changes. */
-  onClientCount?: (n: number) => void;
 }
 
 export interface TlsmgrListener {
-  readonly clients: number;
   /** Stop accepting, close every client, resolve when done. */
   close(): Promise<void>;
 }
@@ -41,7 +39,7 @@ export function prepareSocketPath(path: string, owner?: { uid: number; gid: numb
     // Master's private/ is owned by mail_owner; only root can give it away.
     if (owner && statSync(dir).uid !== owner.uid) chownSync(dir, owner.uid, owner.gid);
   } catch (err) {
-    msgFatal(`create directory ${dir}: ${(err as Error).message}`);
+    msgFatal(`create directory ${dir}: ${errorText(err)}`);
   }
   try {
     const st = statSync(path);
@@ -60,11 +58,7 @@ export async function startListener(state: TlsmgrState, opts: ListenerOptions): 
 
   const onConnection = (socket: Socket, label: string) => {
     sockets.add(socket);
-    opts.onClientCount?.(sockets.size);
-    socket.on("close", () => {
-      sockets.delete(socket);
-      opts.onClientCount?.(sockets.size);
-    });
+    socket.on("close", () => sockets.delete(socket));
     serveConnection(socket, `${label} client #${nextClient++}`, state, opts);
   };
 
@@ -86,7 +80,7 @@ export async function startListener(state: TlsmgrState, opts: ListenerOptions): 
     try {
       await listenOn({ path: opts.path }, opts.path);
     } catch (err) {
-      msgFatal(`bind ${opts.path}: ${(err as Error).message}`);
+      msgFatal(`bind ${opts.path}: ${errorText(err)}`);
     }
     // Postfix's private sockets are 0666; the 0700 directory is the guard.
     chmodSync(opts.path, 0o666);
@@ -95,9 +89,6 @@ export async function startListener(state: TlsmgrState, opts: ListenerOptions): 
   }
 
   return {
-    get clients() {
-      return sockets.size;
-    },
     close: async () => {
       const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
       for (const s of sockets) s.destroy();

@@ -43,7 +43,7 @@ import type { TicketKey, TicketKeySource } from "./ticket-keys.js";
 import { findTicketKey, newTicketKey } from "./ticket-keys.js";
 import { STORED_KEY_LEN, storedKeyDecode, storedKeyEncode } from "./stored-key.js";
 import { FatalError, msgFatal, msgInfo, msgWarn } from "../log/msg.js";
-import { strerror } from "../config/main-cf.js";
+import { errorText } from "../log/errors.js";
 import type { Clock } from "../util/clock.js";
 import { systemClock } from "../util/clock.js";
 
@@ -146,7 +146,7 @@ export class FileTicketKeys implements TicketKeySource {
       } catch (err) {
         if (!this.#saveFailed) {
           this.#saveFailed = true;
-          msgWarn(`cannot save session ticket keys to ${this.path}: ${strerror(err)}; new keys will not survive a restart`);
+          msgWarn(`cannot save session ticket keys to ${this.path}: ${errorText(err)}; new keys will not survive a restart`);
         }
       }
     });
@@ -186,7 +186,7 @@ export async function fileTicketKeysOpen(
   try {
     fh = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
   } catch (err) {
-    return msgFatal(`${where}: cannot open session ticket key file ${path}: ${strerror(err)}`);
+    return msgFatal(`${where}: cannot open session ticket key file ${path}: ${errorText(err)}`);
   }
   try {
     st = await fh.stat();
@@ -208,6 +208,6 @@ export async function fileTicketKeysOpen(
   } catch (err) {
     await fh.close().catch(() => undefined);
     if (err instanceof FatalError) throw err;
-    return msgFatal(`${where}: cannot read session ticket key file ${path}: ${strerror(err)}`);
+    return msgFatal(`${where}: cannot read session ticket key file ${path}: ${errorText(err)}`);
   }
 }

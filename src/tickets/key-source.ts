@@ -9,7 +9,7 @@
  *         /path        a 0600 file: the keys survive restarts on one host.
  * Not here: the stores themselves (tickets/ticket-keys.ts, redis-keys.ts,
  *           file-keys.ts); the lifetime rules (tickets/ticket-keys.ts).
- * See also: man/tlsmgr.8, config/redis-table.ts, tickets/key-wrap.ts
+ * See also: man/tlsmgr.8, redis/table.ts, tickets/key-wrap.ts
  *
  * Called at start-up before privileges are dropped and before chroot: the
  * key file is opened, and the table, password and key wrap files are read, then.
@@ -20,8 +20,8 @@ import { MemoryTicketKeys } from "./ticket-keys.js";
 import { RedisTicketKeys } from "./redis-keys.js";
 import { fileTicketKeysOpen } from "./file-keys.js";
 import { keyWrapFileRead } from "./key-wrap.js";
-import { redisTableRead } from "../config/redis-table.js";
-import { redisLinkOpen } from "../cache/backends/redis-link.js";
+import { redisTableRead } from "../redis/table.js";
+import { redisLinkOpen } from "../redis/link.js";
 import { msgFatal } from "../log/msg.js";
 import type { Clock } from "../util/clock.js";
 

@@ -22,7 +22,7 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { FatalError, msgFatal } from "../log/msg.js";
-import { strerror } from "../config/main-cf.js";
+import { errorText } from "../log/errors.js";
 
 export const KEY_WRAP_SECRET_LEN = 32;
 export const KEY_WRAP_VERSION = 1;
@@ -79,7 +79,7 @@ export function keyWrapFileRead(path: string, context: string): KeyWrapper {
     text = readFileSync(path, "utf8");
   } catch (err) {
     if (err instanceof FatalError) throw err;
-    return msgFatal(`${where}: cannot read: ${strerror(err)}`);
+    return msgFatal(`${where}: cannot read: ${errorText(err)}`);
   }
   const secret = keyWrapSecretParse(text);
   if (typeof secret === "string") return msgFatal(`${where}: ${secret} (make one with: tlsmgr-postfix keygen FILE)`);

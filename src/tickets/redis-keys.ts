@@ -5,7 +5,7 @@
  *       race-free creation (one atomic script per epoch slot), lookup by
  *       name across hosts, wrapping before storage, and the local fallback
  *       keys while Redis cannot answer.
- * Not here: the connection and its outage warnings (cache/backends/redis-link.ts);
+ * Not here: the connection and its outage warnings (redis/link.ts);
  *           sealing (tickets/key-wrap.ts); Postfix's lifetime rules
  *           (tickets/ticket-keys.ts: findTicketKey, newTicketKey).
  * See also: postfix/src/tlsmgr/tlsmgr.c (tlsmgr_key), man/tlsmgr.8
@@ -63,7 +63,7 @@ import type { TicketKey, TicketKeySource } from "./ticket-keys.js";
 import { findTicketKey, newTicketKey } from "./ticket-keys.js";
 import { STORED_KEY_LEN, storedKeyDecode, storedKeyEncode } from "./stored-key.js";
 import type { KeyWrapper } from "./key-wrap.js";
-import type { RedisClient, RedisLink } from "../cache/backends/redis-link.js";
+import type { RedisClient, RedisLink } from "../redis/link.js";
 import { msgInfo, msgWarn } from "../log/msg.js";
 import type { Clock } from "../util/clock.js";
 import { systemClock } from "../util/clock.js";

@@ -5,8 +5,9 @@
  *       88-byte wire form, and the lifetime rules: with T the smtpd session
  *       cache timeout, a new key encrypts until tout = now + T/2 - 1 and
  *       decrypts until tout + T/2; only the current and previous key are kept.
- * Not here: shared or persistent key stores (tickets/ stores of later work
- *           implement TicketKeySource too).
+ * Not here: the shared and persistent key stores, which implement
+ *           TicketKeySource too (tickets/redis-keys.ts, tickets/file-keys.ts);
+ *           choosing one (tickets/key-source.ts).
  * See also: postfix/src/tlsmgr/tlsmgr.c (tlsmgr_key), src/tls/tls_scache.c
  *           (tls_scache_key, tls_scache_key_rotate)
  */

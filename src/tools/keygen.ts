@@ -4,13 +4,13 @@
  * Owns: creating FILE (never replacing one), mode 0600, with a fresh secret.
  * Not here: the secret's format and use (tickets/key-wrap.ts); the command
  *           line (tools/tlsmgr-postfix.ts calls keygen()).
- * See also: man/tlsmgr.8, config/redis-table.ts (key_wrap_file)
+ * See also: man/tlsmgr.8, redis/table.ts (key_wrap_file)
  */
 
 import { closeSync, fchmodSync, fsyncSync, openSync, unlinkSync, writeSync, constants } from "node:fs";
 import { keyWrapSecretNew, keyWrapSecretText } from "../tickets/key-wrap.js";
 import { msgFatal } from "../log/msg.js";
-import { strerror } from "../config/main-cf.js";
+import { errorCode, errorText } from "../log/errors.js";
 
 /**
  * keygen - create FILE with a new secret, mode 0600. Fatal (msgFatal) when
@@ -24,10 +24,9 @@ export function keygen(file: string): void {
   try {
     fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "EEXIST")
+    if (errorCode(err) === "EEXIST")
       msgFatal(`keygen: ${file} exists: not replacing a key wrap secret (remove it first to make a new one; every host must then get the new file)`);
-    return msgFatal(`keygen: cannot create ${file}: ${strerror(err)}`);
+    return msgFatal(`keygen: cannot create ${file}: ${errorText(err)}`);
   }
   try {
     fchmodSync(fd, 0o600);
@@ -40,7 +39,7 @@ export function keygen(file: string): void {
     } catch {
       /* reported below either way */
     }
-    return msgFatal(`keygen: cannot write ${file}: ${strerror(err)}`);
+    return msgFatal(`keygen: cannot write ${file}: ${errorText(err)}`);
   }
   closeSync(fd);
 }

@@ -1,7 +1,8 @@
 /**
  * tlsmgr-postfix.ts - put this project's tlsmgr into a Postfix instance's
  *                     master.cf, or give the line back to Postfix's tlsmgr.
- * Owns: the subcommands (install, uninstall; keygen comes with the Redis work),
+ * Owns: the subcommands (install, uninstall, keygen: the key wrap file of
+ *       tools/keygen.ts),
  *       reading and rewriting the $tlsmgr_service_name/unix line through
  *       `postconf -c DIR -M` / `-Me`, the command path master(8) can run, the
  *       chroot column when chroot cannot be honoured, removing on uninstall
@@ -240,7 +241,7 @@ export function uninstall(configDir: string): void {
   say(`run "postfix${configDir === "/etc/postfix" ? "" : ` -c ${configDir}`} reload" to put it in service`);
 }
 
-/** Subcommands: name -> [argument check, action]. keygen FILE joins here with the Redis work. */
+/** Subcommands: name -> action (each checks its own arguments). */
 const COMMANDS: Record<string, (args: string[]) => void> = {
   install: (args) => install(configArg(args)),
   uninstall: (args) => uninstall(configArg(args)),

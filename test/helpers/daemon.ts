@@ -7,7 +7,7 @@
  *       writer/reader so that tests do not share the daemon's own codec.
  * Not here: the daemon (src/main.ts); the client library (src/client/*);
  *           Postfix instances (test/helpers/postfix-instance.ts).
- * See also: /work/shared/docs/postfix-tlsmgr-facts.md sections 1-3
+ * See also: postfix/src/tls/tls_mgr.h, tls_mgr.c (the requests), postfix/src/util/attr_scan0.c
  *
  * Daemons still running when the test process exits are killed by an exit hook.
  */

@@ -7,8 +7,9 @@
  *       sendmail, maillog polling, and the openssl s_client resumption probe
  *       (opensslResumes, over openssl-probe.ts opensslHandshake).
  * Not here: starting our daemon (test/helpers/daemon.ts); installing Postfix
- *           (scripts/ensure-system-deps.sh).
- * See also: /work/shared/docs/postfix-test-instance.md, test/postfix/*.test.ts
+ *           (scripts/ensure-system-deps.sh); when a missing Postfix is a skip
+ *           (test/helpers/skip.ts); free ports (test/helpers/free-port.ts).
+ * See also: postfix(1) (-c), master(5), postconf(1), test/postfix/*.test.ts
  *
  * Everything lives under one mkdtemp directory that destroy() removes after
  * `postfix stop`. Instances still alive when the test process exits are
@@ -16,14 +17,15 @@
  */
 
 import { execFile, execFileSync } from "node:child_process";
-import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { exitHook } from "./exit-hook.js";
+import { freeLoopbackPort } from "./free-port.js";
 import { opensslHandshake } from "./openssl-probe.js";
+import { programPath, SBIN_PATH, skipReason } from "./skip.js";
 
 export interface PostfixInstance {
   /** The temporary directory that holds everything below. */
@@ -65,34 +67,12 @@ export interface PostfixInstanceOptions {
 }
 
 const POSTFIX_BINARIES = ["postfix", "postconf", "sendmail", "openssl"];
-const SBIN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
 const MASTER_CF_SOURCES = ["/etc/postfix/master.cf", "/usr/share/postfix/master.cf.dist"];
 const MAIL_OWNER = "postfix";
 
-/**
- * Where scripts/ensure-system-deps.sh records that it could not install
- * (not root, or no apt-get): a property of this machine and user, so it lives
- * in the temporary directory, keyed by uid, and survives `npm ci`.
- */
-export const SYSTEM_DEPS_MARKER = join(tmpdir(), `tlsmgr-ts-system-deps-missing.${process.getuid?.() ?? 0}`);
-
-// whichSync - the full path of a program on PATH plus the sbin directories, or undefined
-function whichSync(name: string): string | undefined {
-  const dirs = `${process.env["PATH"] ?? ""}:${SBIN_PATH}`.split(":").filter((d) => d !== "");
-  for (const d of dirs) {
-    const p = join(d, name);
-    try {
-      if (statSync(p).isFile()) return p;
-    } catch {
-      /* not here */
-    }
-  }
-  return undefined;
-}
-
 /** postfixAvailable - Postfix, its tools and openssl are installed here. */
 export function postfixAvailable(): boolean {
-  return POSTFIX_BINARIES.every((b) => whichSync(b) !== undefined)
+  return POSTFIX_BINARIES.every((b) => programPath(b) !== undefined)
     && MASTER_CF_SOURCES.some((f) => existsSync(f));
 }
 
@@ -103,13 +83,8 @@ export function postfixAvailable(): boolean {
  * without that report is a test failure, not a skip (requirePostfix()).
  */
 export function postfixSkipReason(): string | undefined {
-  if (postfixAvailable() && isRoot()) return undefined;
-  if (!existsSync(SYSTEM_DEPS_MARKER)) return undefined;
-  const why = readFileSync(SYSTEM_DEPS_MARKER, "utf8").trim();
-  const head = postfixAvailable() ? "postfix cannot run here" : "postfix not installed";
-  const reason = `${head}: ${why || "scripts/ensure-system-deps.sh could not install it"}`;
-  process.stderr.write(`\n*** warning: SKIPPING real-Postfix tests: ${reason} ***\n\n`);
-  return reason;
+  const problem = !postfixAvailable() ? "postfix not installed" : !isRoot() ? "postfix cannot run here" : undefined;
+  return skipReason("real-Postfix", problem);
 }
 
 // isRoot - a private instance's master(8) must be started by root
@@ -128,7 +103,7 @@ export function requirePostfix(): void {
     throw new Error("a private Postfix instance must be started by root; run the tests as root "
       + "(or through scripts/ensure-system-deps.sh, which marks them skipped when not root)");
   }
-  const missing = POSTFIX_BINARIES.filter((b) => whichSync(b) === undefined);
+  const missing = POSTFIX_BINARIES.filter((b) => programPath(b) === undefined);
   throw new Error(
     `postfix not installed (missing: ${missing.join(", ") || "master.cf"}); `
       + "run scripts/ensure-system-deps.sh as root, or apt-get install postfix postfix-lmdb openssl swaks",
@@ -151,19 +126,6 @@ function run(file: string, args: string[], opts: { input?: string; env?: NodeJS.
       }
     });
     if (opts.input !== undefined) child.stdin?.end(opts.input);
-  });
-}
-
-/** freeLoopbackPort - a port that was free on 127.0.0.1 a moment ago (bind 0, close). */
-export async function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
   });
 }
 

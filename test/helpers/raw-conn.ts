@@ -18,6 +18,7 @@ import type { Socket } from "node:net";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { daemonMainFor } from "./code-copy.js";
 import { DAEMON_MAIN } from "./daemon.js";
 
 /** The server announcement every connection starts with, as latin1 text. */
@@ -187,7 +188,8 @@ export interface DaemonExit {
  * daemonRunToExit - spawn `node dist/src/main.js --socket SOCKET ARGS` with
  * MAIL_CONFIG=configDir, from configDir, and wait for it to exit (for
  * start-ups that must fail; startDaemon waits for a socket instead). Killed
- * and rejected after timeoutMs. `uid`/`gid` run it as another user.
+ * and rejected after timeoutMs. `uid`/`gid` run it as another user (from a
+ * copy that user can read when the tree is closed to it: code-copy.ts).
  */
 export function daemonRunToExit(
   configDir: string,
@@ -195,7 +197,8 @@ export function daemonRunToExit(
   opts: { args?: string[]; uid?: number; gid?: number; timeoutMs?: number } = {},
 ): Promise<DaemonExit> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [DAEMON_MAIN, "--socket", socket, ...(opts.args ?? [])], {
+    const main = opts.uid !== undefined ? daemonMainFor(opts.uid, opts.gid ?? opts.uid) : DAEMON_MAIN;
+    const proc = spawn(process.execPath, [main, "--socket", socket, ...(opts.args ?? [])], {
       cwd: configDir,
       env: { ...process.env, MAIL_CONFIG: configDir },
       stdio: ["ignore", "ignore", "pipe"],

@@ -2,75 +2,75 @@
  * redis-server.ts - real redis-server processes for tests: standalone or a
  *                   three-node Redis Cluster, on free loopback ports, each
  *                   in its own temp directory.
- * Owns: finding free ports (and the cluster bus port + 10000), starting
- *       redis-server (no persistence, loopback only), waiting for PONG,
- *       kill -9 / restart on the same port, SIGSTOP / SIGCONT ("slow"),
- *       cluster creation with redis-cli, table files for the redis: map,
- *       and cleanup (processes and directories; an exit hook kills leftovers).
- * Not here: the code under test (src/cache/backends/redis*.ts, src/tickets/redis-keys.ts).
+ * Owns: whether Redis tests can run here (redisSkipReason), starting
+ *       redis-server (no persistence, loopback only; a cluster node's bus
+ *       port free too), waiting for PONG, kill -9 / restart on the same
+ *       port, SIGSTOP / SIGCONT ("slow"), cluster creation with redis-cli,
+ *       table files for the redis: map, test certificates, and cleanup
+ *       (processes and directories; an exit hook kills leftovers).
+ * Not here: the code under test (src/redis/, src/cache/backends/redis.ts,
+ *           src/tickets/redis-keys.ts); ports (free-port.ts); the skip rule
+ *           (skip.ts).
  * See also: redis-server(1), redis-cli(1) --cluster create
  */
 
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, rmSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { connect, createServer } from "node:net";
+import { rmSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { connect } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
+import { exitHook } from "./exit-hook.js";
+import { freeLoopbackPort } from "./free-port.js";
+import { programPath, skipReason } from "./skip.js";
 
 const execFileP = promisify(execFile);
 
-/** binary - a Debian binary by absolute path when it is there (tests must not need PATH). */
-function binary(name: string): string {
-  for (const dir of ["/usr/bin", "/usr/local/bin", "/usr/sbin"]) if (existsSync(join(dir, name))) return join(dir, name);
-  return name;
+/** The programs these tests run, by absolute path (tests must not need PATH); undefined when not installed. */
+const REDIS_PROGRAMS = { server: programPath("redis-server"), cli: programPath("redis-cli"), openssl: programPath("openssl") };
+/** A Redis Cluster node's bus port is its port + this. */
+const CLUSTER_BUS_OFFSET = 10000;
+
+/** redisMissing - what of redis-server, redis-cli and openssl is not installed here, or undefined. */
+function redisMissing(): string | undefined {
+  const missing = Object.entries({ "redis-server": REDIS_PROGRAMS.server, "redis-cli": REDIS_PROGRAMS.cli, openssl: REDIS_PROGRAMS.openssl })
+    .filter(([, path]) => path === undefined)
+    .map(([name]) => name);
+  return missing.length > 0 ? `${missing.join(", ")} not installed` : undefined;
 }
-export const REDIS_SERVER = binary("redis-server");
-export const REDIS_CLI = binary("redis-cli");
+
+/**
+ * redisSkipReason - undefined when the tests on a real redis-server must
+ * run; else why they are skipped (test/helpers/skip.ts: only when
+ * scripts/ensure-system-deps.sh could not install redis-server).
+ */
+export function redisSkipReason(): string | undefined {
+  return skipReason("real redis-server", redisMissing());
+}
+
+/** program - the path of one of REDIS_PROGRAMS; a clear error when it is missing. */
+function program(which: keyof typeof REDIS_PROGRAMS): string {
+  const path = REDIS_PROGRAMS[which];
+  if (path !== undefined) return path;
+  throw new Error(`${redisMissing()}; run scripts/ensure-system-deps.sh as root, or apt-get install redis-server openssl`);
+}
+
+/** redisCliPath - redis-cli by absolute path, for callers that need its raw output. */
+export function redisCliPath(): string {
+  return program("cli");
+}
 
 const living = new Set<ChildProcess>();
 const dirs = new Set<string>();
-let hooked = false;
 
-// hookExit - kill servers and remove directories a test left behind
-function hookExit(): void {
-  if (hooked) return;
-  hooked = true;
-  process.on("exit", () => {
-    for (const p of living) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  });
-}
-
-/** portFree - can we listen on 127.0.0.1:port now? */
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once("error", () => resolve(false));
-    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
-  });
-}
-
-/** freePort - a loopback port nobody listens on (and port + 10000 too, for a cluster bus, when bus). */
-export async function freePort(bus = false): Promise<number> {
-  for (let tries = 0; tries < 200; tries++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const s = createServer();
-      s.once("error", reject);
-      s.listen(0, "127.0.0.1", () => {
-        const p = (s.address() as { port: number }).port;
-        s.close(() => resolve(p));
-      });
-    });
-    if (!bus) return port;
-    if (port <= 55535 && (await portFree(port + 10000))) return port;
-  }
-  throw new Error("no free loopback port");
-}
+/** installExitHook - kill servers and remove directories a test left behind, also on SIGINT/SIGTERM. */
+const installExitHook = exitHook(() => {
+  for (const p of living) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 /** ping - one PING on a fresh connection (TLS when ca is given): true when the server answers (PONG or an auth error). */
 export function redisPing(port: number, timeoutMs = 500, ca?: Buffer): Promise<boolean> {
@@ -113,7 +113,7 @@ export interface TestCerts {
 
 /** makeTestCerts - a CA and a server certificate for 127.0.0.1 / localhost, made with openssl(1) in dir. */
 export async function makeTestCerts(dir: string): Promise<TestCerts> {
-  const openssl = binary("openssl");
+  const openssl = program("openssl");
   const f = (n: string) => join(dir, n);
   await execFileP(openssl, ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f("ca.key"), "-out", f("ca.pem"), "-days", "2", "-subj", "/CN=tlsmgr test CA"]);
   await execFileP(openssl, ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", f("server.key"), "-out", f("server.csr"), "-subj", "/CN=localhost"]);
@@ -150,10 +150,11 @@ function waitExit(p: ChildProcess): Promise<void> {
 
 /** startRedisServer - a redis-server on a free loopback port in a temp directory, answering. */
 export async function startRedisServer(opts: RedisServerOptions = {}): Promise<RedisServerHandle> {
-  hookExit();
+  const server = program("server");
+  installExitHook();
   const dir = await mkdtemp(join(tmpdir(), "tlsmgr-redis-"));
   dirs.add(dir);
-  const port = await freePort(opts.clusterNode === true);
+  const port = await freeLoopbackPort(opts.clusterNode === true ? CLUSTER_BUS_OFFSET : undefined);
   let proc: ChildProcess | undefined;
   const ca = opts.tls ? await readFile(opts.tls.ca) : undefined;
   const args = [
@@ -181,7 +182,7 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
     proc: () => proc,
     async start() {
       if (proc && proc.exitCode === null && proc.signalCode === null) return;
-      const p = spawn(REDIS_SERVER, args, { stdio: "ignore" });
+      const p = spawn(server, args, { stdio: "ignore" });
       proc = p;
       living.add(p);
       p.once("exit", () => living.delete(p));
@@ -221,7 +222,7 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
         ...(opts.password !== undefined ? ["--no-auth-warning", "-a", opts.password] : []),
         ...(opts.tls ? ["--tls", "--cacert", opts.tls.ca] : []),
       ];
-      const { stdout } = await execFileP(REDIS_CLI, ["-h", "127.0.0.1", "-p", String(port), ...auth, ...cliArgs]);
+      const { stdout } = await execFileP(program("cli"), ["-h", "127.0.0.1", "-p", String(port), ...auth, ...cliArgs]);
       return stdout;
     },
   };
@@ -242,7 +243,7 @@ export async function startRedisCluster(n = 3): Promise<RedisClusterHandle> {
   };
   try {
     for (let i = 0; i < n; i++) nodes.push(await startRedisServer({ clusterNode: true }));
-    await execFileP(REDIS_CLI, [
+    await execFileP(program("cli"), [
       "--cluster", "create",
       ...nodes.map((s) => `127.0.0.1:${s.port}`),
       "--cluster-replicas", "0",

@@ -2,7 +2,7 @@
  * daemon-replies.test.ts - the built daemon as a separate process on a
  * temporary socket: every request, good and bad, answered byte for byte as
  * Postfix answers it (and, where Postfix 3.7 hangs, answered at once).
- * See also: src/server/handlers.ts, /work/shared/docs/postfix-tlsmgr-facts.md s.3
+ * See also: src/server/handlers.ts, postfix/src/tlsmgr/tlsmgr.c, postfix/src/tls/tls_mgr.c
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";

@@ -215,9 +215,9 @@ test("a dev source that times out is closed and reopened with back-off", async (
 test("a missing dev source is retried with growing delays until it appears", async () => {
   const dev = path.join(dir, `late-device-${randomBytes(3).toString("hex")}`);
   const pool = await openPool({ tls_random_source: `dev:${dev}` }, { reopenBackoff: { firstMs: 20, maxMs: 80 } });
-  assert.equal(lines[0], `warning: cannot open entropy device ${dev}: no such file or directory`);
+  assert.equal(lines[0], `warning: cannot open entropy device ${dev}: No such file or directory`);
   await waitFor(() => lines.length >= 3, "retries");
-  assert.match(lines[1]!, new RegExp(`^warning: cannot open entropy device ${esc(dev)}: no such file or directory -- retrying in 1s$`));
+  assert.match(lines[1]!, new RegExp(`^warning: cannot open entropy device ${esc(dev)}: No such file or directory -- retrying in 1s$`));
   writeFileSync(dev, randomBytes(4096));
   await waitFor(() => pool.stats().sourceBytesUsed === 32, "source bytes after the reopen");
   assert.ok(hasLine(new RegExp(`^info: reopened entropy device ${esc(dev)}$`)));
@@ -251,7 +251,7 @@ test("egd: bytes used; a zero answer and a hang-up lead to reconnects", async ()
 test("egd: no server at start-up, then one appears", async () => {
   const sock = path.join(dir, `egd-late-${randomBytes(3).toString("hex")}`);
   const pool = await openPool({ tls_random_source: `egd:${sock}` }, { reopenBackoff: { firstMs: 20, maxMs: 100 } });
-  assert.equal(lines[0], `warning: cannot connect to EGD server ${sock}: no such file or directory`);
+  assert.equal(lines[0], `warning: cannot connect to EGD server ${sock}: No such file or directory`);
   const server = await EgdServer.start(sock);
   try {
     await waitFor(() => pool.stats().sourceBytesUsed === 32, "bytes from the late server");
@@ -263,7 +263,7 @@ test("egd: no server at start-up, then one appears", async () => {
 test("an exchange file that cannot be opened is fatal", async () => {
   const bad = path.join(dir, "no-such-dir", "prng_exch");
   await assert.rejects(PrngPool.open(cfg({ tls_random_exchange_name: bad })), FatalError);
-  assert.ok(hasLine(new RegExp(`^fatal: cannot open PRNG exchange file ${esc(bad)}: no such file or directory$`)), lines.join("\n"));
+  assert.ok(hasLine(new RegExp(`^fatal: cannot open PRNG exchange file ${esc(bad)}: No such file or directory$`)), lines.join("\n"));
 });
 
 test("two processes contend for the exchange file lock: the update waits for flock(1)", async () => {
@@ -336,7 +336,7 @@ test("a failed write leaves the old content, and a write without progress too", 
 
   w.state.mode = "fail-once";
   assert.equal(await pool.updateExchange(), false);
-  assert.ok(hasLine(new RegExp(`^warning: cannot write PRNG exchange file ${esc(exch)}: i/o error$`)), lines.join("\n"));
+  assert.ok(hasLine(new RegExp(`^warning: cannot write PRNG exchange file ${esc(exch)}: Input/output error$`)), lines.join("\n"));
   assert.deepEqual(readFileSync(exch), good, "the old bytes are back");
 
   w.state.mode = "no-progress";
@@ -357,7 +357,7 @@ test("a failed start-up write keeps an existing file's content and a new file's 
   w.state.code = "ENOSPC";
   w.state.errno = -28;
   const pool = await openPool({}, { exchangeWrite: w.write });
-  assert.ok(hasLine(/^warning: cannot write PRNG exchange file .*: no space left on device$/), lines.join("\n"));
+  assert.ok(hasLine(/^warning: cannot write PRNG exchange file .*: No space left on device$/), lines.join("\n"));
   assert.deepEqual(readFileSync(exch), old);
   assert.equal(pool.stats().exchangeUpdates, 0);
 

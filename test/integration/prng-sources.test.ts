@@ -1,7 +1,7 @@
 /**
  * prng-sources.test.ts - the external entropy sources on real files, FIFOs and sockets:
  *                        dev: with its timeout, egd: against a real EGD server, a plain file.
- * See also: src/prng/source-*.ts, test/helpers/egd-server.ts
+ * See also: src/prng/source*.ts, test/helpers/egd-server.ts
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -10,7 +10,8 @@ import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { openSource, parseSourceSpec, SourceError } from "../../src/prng/source.js";
+import { parseSourceSpec, SourceError } from "../../src/prng/source.js";
+import { openSource } from "../../src/prng/source-keeper.js";
 import { EgdServer } from "../helpers/egd-server.js";
 
 let dir = "";
@@ -69,7 +70,7 @@ test("dev: a FIFO nobody writes times out; data written later is read", async ()
 test("dev: a missing device is an open error in Postfix's words", async () => {
   await rejectsWith(
     openSource({ kind: "dev", path: path.join(dir, "nodev") }),
-    /^cannot open entropy device .*nodev: no such file or directory$/,
+    /^cannot open entropy device .*nodev: No such file or directory$/,
   );
 });
 
@@ -183,6 +184,6 @@ test("egd: a server that never answers times out", async () => {
 test("egd: no server is a connect error in Postfix's words", async () => {
   await rejectsWith(
     openSource({ kind: "egd", path: path.join(dir, "no-egd") }),
-    /^cannot connect to EGD server .*no-egd: no such file or directory$/,
+    /^cannot connect to EGD server .*no-egd: No such file or directory$/,
   );
 });

@@ -3,20 +3,36 @@
  * tls settings against real redis-server processes (requirepass, an ACL
  * user, a TLS-only server with a test CA): right settings work, wrong ones
  * give misses and one warning, never a crash, and never the password in a log line.
- * See also: src/config/redis-table.ts, src/cache/backends/redis-link.ts,
+ * See also: src/redis/table.ts, src/redis/link.ts,
  *           test/helpers/redis-server.ts (makeTestCerts)
+ *
+ * A TLS socket can emit a second error after the one ioredis handles (the
+ * server's alert arriving after the client refused its certificate: about
+ * one connection in a thousand here); the link's connector keeps it handled
+ * (src/redis/link.ts, "Streams"), which the last test checks on a refused stream.
  */
 
 import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
+import type { Socket } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import type { Redis } from "ioredis";
 import { redisOpen, type RedisBackend } from "../../src/cache/backends/redis.js";
+import { ERR_BACKEND_UNAVAILABLE } from "../../src/log/errors.js";
 import { captureMsgsEach } from "../helpers/msg-capture.js";
-import { makeTestCerts, startRedisServer, writeRedisTable, type RedisServerHandle, type TestCerts } from "../helpers/redis-server.js";
+import {
+  makeTestCerts,
+  redisSkipReason,
+  startRedisServer,
+  writeRedisTable,
+  type RedisServerHandle,
+  type TestCerts,
+} from "../helpers/redis-server.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const PASSWORD = "pw-9f1c-secret";
+const skip = redisSkipReason();
 
 const dir = tempDir("tlsmgr-redis-auth-");
 const lines = captureMsgsEach();
@@ -36,14 +52,14 @@ async function works(b: RedisBackend): Promise<boolean> {
 async function refused(b: RedisBackend): Promise<boolean> {
   const u = await b.update("k", Buffer.from("v")).then(() => "stored", (e: { code?: string }) => e.code);
   const l = await b.lookup("k").then((v) => (v === undefined ? "absent" : "found"), (e: { code?: string }) => e.code);
-  return u === "TLSMGR_BACKEND_UNAVAILABLE" && l === "TLSMGR_BACKEND_UNAVAILABLE";
+  return u === ERR_BACKEND_UNAVAILABLE && l === ERR_BACKEND_UNAVAILABLE;
 }
 
 async function open(o: Parameters<typeof writeRedisTable>[1]): Promise<RedisBackend> {
   return redisOpen(await writeRedisTable(join(dir, `t${++serial}.cf`), o), { truncate: true, timeout: 600 });
 }
 
-describe("redis password and ACL user", () => {
+describe("redis password and ACL user", { skip: skip ?? false }, () => {
   let server: RedisServerHandle;
   let pwFile = "";
   before(async () => {
@@ -98,7 +114,7 @@ describe("redis password and ACL user", () => {
   });
 });
 
-describe("redis over TLS", () => {
+describe("redis over TLS", { skip: skip ?? false }, () => {
   let server: RedisServerHandle;
   let certs: TestCerts;
   let otherCa = "";
@@ -134,5 +150,17 @@ describe("redis over TLS", () => {
         await b.close();
       }
     }
+  });
+
+  it("a second error on a refused TLS stream (a late alert from the server) is handled, not an uncaught exception", async (t) => {
+    const b = await open({ servers: `127.0.0.1:${server.port}`, extra: `tls = yes\ntls_ca_file = ${otherCa}` });
+    t.after(() => b.close());
+    const client = b.link.client as Redis;
+    // the stream of the next refused connect attempt, taken when its first error reaches ioredis
+    const refusedStream = await new Promise<Socket>((resolve) => client.once("error", () => resolve(client.stream)));
+    assert.ok(refusedStream.listenerCount("error") > 0, "the refused stream still has an error listener");
+    const late = Object.assign(new Error("tlsv1 alert decode error"), { code: "ERR_SSL_TLSV1_ALERT_DECODE_ERROR" });
+    assert.doesNotThrow(() => refusedStream.emit("error", late));
+    assert.equal(lines.filter((l) => l.startsWith("warning:")).length, 1, lines.join("\n"));
   });
 });

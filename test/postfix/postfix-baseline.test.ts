@@ -6,7 +6,7 @@
  *       across the two smtpd services) and client-side reuse (two deliveries,
  *       the second logs "Reusing old session").
  * Not here: our daemon (real-client.test.ts).
- * See also: test/helpers/postfix-instance.ts, /work/shared/docs/postfix-test-instance.md
+ * See also: test/helpers/postfix-instance.ts, openssl-s_client(1) (-sess_out, -sess_in)
  */
 
 import { test } from "node:test";

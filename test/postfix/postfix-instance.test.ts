@@ -3,7 +3,7 @@
  *                            the tlsmgr modes, reload, and clean-up.
  * Owns: checks of test/helpers/postfix-instance.ts that the reuse tests rely on.
  * Not here: session reuse (postfix-baseline.test.ts, real-client.test.ts).
- * See also: /work/shared/docs/postfix-test-instance.md
+ * See also: postfix(1), master(5), postconf(1) (-M, -MX)
  */
 
 import { test } from "node:test";

@@ -55,7 +55,7 @@ import {
   createPostfixInstance, postfixSkipReason, sessionTicketKeyName, type PostfixInstance,
 } from "../helpers/postfix-instance.js";
 import { REPO_ROOT, startDaemon, tlsmgrTktkey, type RunningDaemon } from "../helpers/daemon.js";
-import { REDIS_CLI, startRedisServer, writeRedisTable, type RedisServerHandle } from "../helpers/redis-server.js";
+import { redisCliPath, redisSkipReason, startRedisServer, writeRedisTable, type RedisServerHandle } from "../helpers/redis-server.js";
 import { opensslHandshake, type HandshakeResult } from "../helpers/openssl-probe.js";
 
 const skip = postfixSkipReason();
@@ -146,7 +146,7 @@ async function tlsmgrTrouble(pf: PostfixInstance): Promise<string[]> {
   return (await pf.logText()).split("\n").filter((l) => /(warning|error|fatal|panic): .*tlsmgr/.test(l));
 }
 
-test("an MX farm: two Postfix hosts, each with our tlsmgr, on one redis-server", { skip: skip ?? false }, async (t) => {
+test("an MX farm: two Postfix hosts, each with our tlsmgr, on one redis-server", { skip: skip ?? redisSkipReason() ?? false }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "tlsmgr-farm-"));
   let redis: RedisServerHandle | undefined;
   const hosts: FarmHost[] = [];
@@ -185,7 +185,7 @@ test("an MX farm: two Postfix hosts, each with our tlsmgr, on one redis-server",
     }
     const slots = (await r.cli("--scan", "--pattern", "farm:keys:tktkey:*")).trim().split("\n");
     assert.equal(slots.length, 1, slots.join(","));
-    const blob = execFileSync(REDIS_CLI, ["-h", r.host, "-p", String(r.port), "--raw", "get", slots[0]!]);
+    const blob = execFileSync(redisCliPath(), ["-h", r.host, "-p", String(r.port), "--raw", "get", slots[0]!]);
     const keyB = (await tlsmgrTktkey(b.daemon.socket)).keybuf;
     assert.ok(blob.length > 80, `stored blob of ${blob.length} bytes`);
     for (const [what, part] of [["AES key", keyB.subarray(16, 48)], ["HMAC key", keyB.subarray(48, 80)]] as const) {

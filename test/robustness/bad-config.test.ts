@@ -6,7 +6,7 @@
  *       and no socket left behind.
  * Not here: the conversion rules themselves (unit/config-*.test.ts); bad
  *           stored state (robustness/stored-state.test.ts).
- * See also: src/config/params.ts, src/cache/cache-set.ts, src/main.ts,
+ * See also: src/config/params.ts, src/cache/cache-set.ts, src/master/multi-server.ts,
  *           postfix/src/global/mail_conf_{int,time,str}.c (the fatal texts)
  *
  * The daemon is spawned directly (startDaemon waits for a socket that must

@@ -10,7 +10,7 @@
  * Not here: slow, stuck and many clients (robustness/faults.test.ts); the
  *           exact wording of each reply (integration/daemon-replies.test.ts).
  * See also: src/protocol/attr0.ts (the bounds), src/server/connection.ts,
- *           src/server/handlers.ts, /work/shared/docs/postfix-tlsmgr-facts.md s.1-3
+ *           src/server/handlers.ts, postfix/src/tls/tls_mgr.c, postfix/src/util/attr_scan0.c
  *
  * After every case the daemon must still be running and answer `policy` on a
  * new connection. The input of a case that must end in a close is cut where

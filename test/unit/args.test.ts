@@ -1,13 +1,14 @@
 /**
  * args.test.ts - the daemon command line: every generic Postfix option, our
  * long options, the environment, and each bad usage's fatal text.
- * See also: src/cli/args.ts, postfix/src/master/multi_server.c
+ * See also: src/cli/args.ts, postfix/src/master/multi_server.c,
+ *           test/unit/master-link.test.ts (masterPresent: fd 5 and GENERATION)
  */
 import { test, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { parseDaemonArgs, requireSolitary, splitNameVal, type DaemonArgs } from "../../src/cli/args.js";
+import { parseDaemonArgs, requireSolitary, type DaemonArgs } from "../../src/cli/args.js";
 import { FatalError, getMsgSinks, setMsgSinks, type MsgSink } from "../../src/log/msg.js";
 
 const saved = getMsgSinks();
@@ -129,10 +130,10 @@ test("environment: MAIL_CONFIG, MAIL_VERBOSE, MAIL_DEBUG; --config wins over MAI
   assert.equal(parse(["--config", "/x"], env).configDir, "/x");
 });
 
-test("GENERATION without an inherited status socket on fd 5 is not 'under master'", () => {
-  // In this process fd 5 is one of Node's own pipes: it must not be taken for master's.
-  const a = parse(["-t", "unix"], { GENERATION: "17" });
-  assert.equal(a.underMaster, false);
+test("GENERATION alone does not make 'under master': the caller says (masterPresent)", () => {
+  assert.equal(parse(["-t", "unix"], { GENERATION: "17" }).underMaster, false);
+  setMsgSinks([capture]);
+  assert.equal(parseDaemonArgs(["-l", "-t", "unix"], {}, { underMaster: true }).underMaster, true);
 });
 
 test("bad usage: unknown short and long options, missing values", () => {
@@ -156,15 +157,6 @@ test("bad values, with Postfix's texts", () => {
   assert.equal(fatalOf(["-m", "-1"]), `invalid "-m -1" option value: bad max_use count`);
 });
 
-test("splitNameVal trims as Postfix's split_nameval", () => {
-  assert.deepEqual(splitNameVal("  name  =  some value  "), ["name", "some value"]);
-  assert.deepEqual(splitNameVal("name="), ["name", ""]);
-  assert.deepEqual(splitNameVal("a=b=c"), ["a", "b=c"]);
-  assert.equal(splitNameVal("=x"), "missing attribute name");
-  assert.equal(splitNameVal(""), "missing attribute name");
-  assert.equal(splitNameVal("name value"), "missing '=' after attribute name");
-});
-
 test("requireSolitary: nothing to say outside master", () => {
   setMsgSinks([capture]);
   requireSolitary(parse([]));
@@ -173,16 +165,18 @@ test("requireSolitary: nothing to say outside master", () => {
 
 // Under master: a child process with fd 5 a socket (as master's socketpair) and GENERATION.
 const argsModule = fileURLToPath(new URL("../../src/cli/args.js", import.meta.url));
+const linkModule = fileURLToPath(new URL("../../src/master/master-link.js", import.meta.url));
 const msgModule = fileURLToPath(new URL("../../src/log/msg.js", import.meta.url));
 
 /** underMasterChild - run parseDaemonArgs(argv) in a child whose fd 5 is a socket */
 function underMasterChild(argv: string[], env: NodeJS.ProcessEnv): { stdout: string; stderr: string; status: number | null } {
   const code = `
     const { parseDaemonArgs, requireSolitary } = await import(${JSON.stringify(argsModule)});
+    const { masterPresent } = await import(${JSON.stringify(linkModule)});
     const { setMsgSinks } = await import(${JSON.stringify(msgModule)});
     setMsgSinks([{ write: (l, t) => process.stderr.write(l + ": " + t + "\\n") }]);
     try {
-      const a = parseDaemonArgs(${JSON.stringify(argv)}, process.env);
+      const a = parseDaemonArgs(${JSON.stringify(argv)}, process.env, { underMaster: masterPresent(process.env) });
       requireSolitary(a);
       process.stdout.write(JSON.stringify(a));
     } catch (e) { process.exitCode = 1; }`;

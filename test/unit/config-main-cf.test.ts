@@ -39,6 +39,12 @@ test("splitNameval: Postfix's split_nameval", () => {
   assert.equal(splitNameval(""), "missing attribute name");
   assert.equal(splitNameval("a"), "missing '=' after attribute name");
   assert.equal(splitNameval("a b = c"), "missing '=' after attribute name");
+  // as -o values too (cli/args.ts checks them with this function)
+  assert.deepEqual(splitNameval("  name  =  some value  "), { name: "name", value: "some value" });
+  assert.deepEqual(splitNameval("name="), { name: "name", value: "" });
+  assert.deepEqual(splitNameval("a=b=c"), { name: "a", value: "b=c" });
+  assert.equal(splitNameval("=x"), "missing attribute name");
+  assert.equal(splitNameval("name value"), "missing '=' after attribute name");
 });
 
 test("parse fixture: comments, blank lines, continuations, trimming, redefinition", () => {

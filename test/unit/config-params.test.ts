@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { FatalError } from "../../src/log/msg.js";
-import { TLSMGR_OWN_PARAMS, TLSMGR_PARAMS, loadConfig, type TlsmgrConfig } from "../../src/config/params.js";
+import { SCACHE_PARAMS, TLSMGR_OWN_PARAMS, TLSMGR_PARAMS, loadConfig, type TlsmgrConfig } from "../../src/config/params.js";
 import { captureMsgs } from "../helpers/msg-capture.js";
 
 const FIXTURES = fileURLToPath(new URL("../../../test/fixtures/config/", import.meta.url));
@@ -152,6 +152,21 @@ test("typed fixture: units, $name references, loglevel words", () => {
   assert.equal(c.tls_random_reseed_period, 1800);
   assert.equal(c.syslog_name, "postfix-out");
   assert.equal(c.lookup("smtp_tls_session_cache_database"), "btree:/var/lib/postfix/smtp_scache");
+  // The per-cache record holds the same values, and the parameters' names.
+  assert.deepEqual(c.caches.smtpd, {
+    database: "lmdb:/var/lib/postfix/smtpd_scache",
+    timeout: 7200,
+    loglevel: 2,
+    param: { database: "smtpd_tls_session_cache_database", timeout: "smtpd_tls_session_cache_timeout", loglevel: "smtpd_tls_loglevel" },
+  });
+  assert.deepEqual(c.caches.smtp.param, SCACHE_PARAMS.smtp);
+  assert.deepEqual([c.caches.smtp.database, c.caches.smtp.timeout, c.caches.smtp.loglevel], ["btree:/var/lib/postfix/smtp_scache", 86400, 1]);
+  assert.deepEqual([c.caches.lmtp.database, c.caches.lmtp.timeout, c.caches.lmtp.loglevel], ["", 3600, 2]);
+  // Typed by the table's kinds (a compile-time check as much as a run-time one).
+  const seconds: number = c.daemon_timeout;
+  const owner: string = c.mail_owner;
+  assert.equal(typeof seconds, "number");
+  assert.equal(typeof owner, "string");
 });
 
 test("main.cf values are expanded against each other, -o values and defaults", () => {

@@ -1,8 +1,9 @@
 /**
- * master-link.test.ts - a child process with master's descriptors: EOF on
- * fd 5 runs the callback, the listening fds, GENERATION checks, the inert link
- * outside master, and the daemon_timeout watchdog (a stuck loop is killed
- * with "fatal: watchdog timeout", on stderr and on the configured logger).
+ * master-link.test.ts - a child process with master's descriptors: telling
+ * whether master started us (masterPresent), EOF on fd 5 runs the callback,
+ * the listening fds, GENERATION checks, the inert link outside master, and
+ * the daemon_timeout watchdog (a stuck loop is killed with "fatal: watchdog
+ * timeout", on stderr and on the configured logger).
  * See also: src/master/master-link.ts, src/master/watchdog.ts
  */
 import { test } from "node:test";
@@ -13,6 +14,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
+import { masterPresent } from "../../src/master/master-link.js";
 import { startDgramReceiver } from "../helpers/unix-dgram-receiver.js";
 
 const mod = (rel: string): string => JSON.stringify(fileURLToPath(new URL(`../../src/${rel}`, import.meta.url)));
@@ -49,13 +51,27 @@ const MASTER_STDIO: StdioOptions = ["ignore", "pipe", "pipe", "ignore", "ignore"
 
 const LINK_PRELUDE = `
   const { parseDaemonArgs } = await import(${mod("cli/args.js")});
-  const { openMasterLink } = await import(${mod("master/master-link.js")});
+  const { masterPresent, openMasterLink } = await import(${mod("master/master-link.js")});
+  const argsOf = (argv) => parseDaemonArgs(argv, process.env, { underMaster: masterPresent(process.env) });
   const { setMsgSinks } = await import(${mod("log/msg.js")});
   setMsgSinks([{ write: (l, t) => process.stderr.write(l + ": " + t + "\\n") }]);`;
 
+test("masterPresent: GENERATION and fd 5 a socket; here fd 5 is one of Node's own pipes", async () => {
+  assert.equal(masterPresent({ GENERATION: "17" }), false);
+  assert.equal(masterPresent({}), false);
+  const ran = await runChild(
+    `const { masterPresent } = await import(${mod("master/master-link.js")});
+     process.stdout.write(JSON.stringify([masterPresent(process.env), masterPresent({})]));`,
+    { GENERATION: "3" },
+    MASTER_STDIO,
+  );
+  assert.equal(ran.code, 0, ran.stderr);
+  assert.deepEqual(JSON.parse(ran.stdout), [true, false]);
+});
+
 test("EOF on fd 5 runs the callback once, with no status message ever sent", async () => {
   const code = `${LINK_PRELUDE}
-    const link = openMasterLink(parseDaemonArgs(["-l", "-t", "unix", "-s", "2"], process.env), process.env, 0);
+    const link = openMasterLink(argsOf(["-l", "-t", "unix", "-s", "2"]), process.env, 0);
     process.stdout.write(JSON.stringify({ fds: link.listenFds, gen: link.generation }) + "\\n");
     let calls = 0;
     link.onMasterGone(() => { calls++; });
@@ -71,7 +87,7 @@ test("EOF on fd 5 runs the callback once, with no status message ever sent", asy
 
 test("a callback registered after master went away still runs", async () => {
   const code = `${LINK_PRELUDE}
-    const link = openMasterLink(parseDaemonArgs(["-l", "-t", "unix"], process.env), process.env, 0);
+    const link = openMasterLink(argsOf(["-l", "-t", "unix"]), process.env, 0);
     link.onMasterGone(() => {
       link.onMasterGone(() => { process.stdout.write("late"); link.close(); });
     });
@@ -85,7 +101,7 @@ test("a callback registered after master went away still runs", async () => {
 
 test("bad GENERATION is fatal with Postfix's text", async () => {
   const code = `${LINK_PRELUDE}
-    try { openMasterLink(parseDaemonArgs(["-l", "-t", "unix"], process.env), process.env, 0); }
+    try { openMasterLink(argsOf(["-l", "-t", "unix"]), process.env, 0); }
     catch { process.exitCode = 1; }`;
   const ran = await runChild(code, { GENERATION: "12a" }, MASTER_STDIO, (child) =>
     fd5(child).end(),
@@ -96,7 +112,7 @@ test("bad GENERATION is fatal with Postfix's text", async () => {
 
 test("outside master the link is inert: no fds, no status, never 'gone'", async () => {
   const code = `${LINK_PRELUDE}
-    const link = openMasterLink(parseDaemonArgs([], process.env), process.env, 0);
+    const link = openMasterLink(argsOf([]), process.env, 0);
     link.requestServed(); link.requestServed();
     let gone = false;
     link.onMasterGone(() => { gone = true; });

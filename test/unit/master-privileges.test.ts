@@ -13,11 +13,13 @@ import { chmodSync, cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } fro
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { treeReadableBy } from "../helpers/code-copy.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const SRC = fileURLToPath(new URL("../../src/", import.meta.url));
 const AS_ROOT = process.getuid!() === 0;
 const MAIL_OWNER = "postfix";
+const NOBODY = 65534;
 
 before(() => {
   if (!existsSync(path.join(ROOT, "build", "Release", "posix.node"))) {
@@ -40,6 +42,7 @@ function inChild(
   body: string,
   env: NodeJS.ProcessEnv = {},
   src: string = SRC,
+  ids: { uid?: number; gid?: number } = {},
 ): { out: unknown; stderr: string; status: number | null; signal: string | null } {
   const mod = (rel: string): string => JSON.stringify(path.join(src, rel));
   const code = `
@@ -55,6 +58,7 @@ function inChild(
     env: { PATH: process.env.PATH, ...env },
     encoding: "utf8",
     timeout: 60_000,
+    ...ids,
   });
   return { out: r.stdout ? JSON.parse(r.stdout) : undefined, stderr: r.stderr, status: r.status, signal: r.signal };
 }
@@ -69,6 +73,24 @@ test("lookupUser finds the mail owner as the system does, and not a missing user
   assert.equal(out.pw.name, MAIL_OWNER);
   assert.equal(out.none, null);
   assert.equal(out.euid, process.geteuid!(), "effective uid restored after the look-up");
+});
+
+test("lookupUser gives root and any other user the same answer (the name service, not a file)", { skip: !AS_ROOT && "needs root to run a child as nobody" }, () => {
+  const body = `report({ pw: lookupUser(${JSON.stringify(MAIL_OWNER)}), root: lookupUser("root"),
+    numeric: lookupUser(String(lookupUser("root").uid)) ?? null, colon: lookupUser("root:x") ?? null });`;
+  const asRoot = inChild(body);
+  // The clone may be where nobody cannot read: then a copy is (test/helpers/code-copy.ts).
+  const asNobody = inChild(body, {}, path.join(treeReadableBy(NOBODY, NOBODY), "dist", "src"), { uid: NOBODY, gid: NOBODY });
+  assert.equal(asRoot.status, 0, asRoot.stderr);
+  assert.equal(asNobody.status, 0, asNobody.stderr);
+  const a = asRoot.out as { pw: unknown; root: { uid: number }; numeric: unknown; colon: unknown };
+  const b = asNobody.out as { pw: unknown; root: unknown; numeric: unknown; colon: unknown; uid: number };
+  assert.equal(b.uid, NOBODY, "the second child ran as nobody");
+  assert.deepEqual(b.pw, a.pw);
+  assert.deepEqual(b.root, a.root);
+  assert.equal(a.root.uid, 0);
+  assert.equal(a.numeric, null, "a number is not a user name (getent would take it for a uid)");
+  assert.equal(a.colon, null);
 });
 
 test("-u: uid, gid and supplementary groups become mail_owner's; then refuseRoot is content", () => {
@@ -86,7 +108,7 @@ test("-u: uid, gid and supplementary groups become mail_owner's; then refuseRoot
     });
   } else {
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /^fatal: (setgid\(\d+\)|initgroups): operation not permitted\n$/);
+    assert.match(r.stderr, /^fatal: (setgid\(\d+\)|initgroups): Operation not permitted\n$/);
   }
 });
 

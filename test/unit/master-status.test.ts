@@ -71,8 +71,8 @@ test("a child under master writes taken then available on fd 5 for served reques
   // a later turn: two taken/available pairs (master counts a use on each).
   const code = `
     const { parseDaemonArgs } = await import(${JSON.stringify(argsModule)});
-    const { openMasterLink } = await import(${JSON.stringify(linkModule)});
-    const args = parseDaemonArgs(["-l", "-t", "unix"], process.env);
+    const { masterPresent, openMasterLink } = await import(${JSON.stringify(linkModule)});
+    const args = parseDaemonArgs(["-l", "-t", "unix"], process.env, { underMaster: masterPresent(process.env) });
     const link = openMasterLink(args, process.env, 0);
     link.requestServed(); link.requestServed(); link.requestServed();
     setTimeout(() => link.requestServed(), 50);

@@ -1,7 +1,7 @@
 /**
  * redis-table.test.ts - the redis: table file: names, defaults, values, the
  * files it names, and the fatal message (file, line, name) for bad input.
- * See also: src/config/redis-table.ts, memcache_table(5)
+ * See also: src/redis/table.ts, memcache_table(5)
  */
 
 import assert from "node:assert/strict";
@@ -15,7 +15,7 @@ import {
   redisTableRead,
   REDIS_DEFAULT_KEY_PREFIX,
   REDIS_DEFAULT_TIMEOUT_MS,
-} from "../../src/config/redis-table.js";
+} from "../../src/redis/table.js";
 import { FatalError } from "../../src/log/msg.js";
 import { captureMsgsEach } from "../helpers/msg-capture.js";
 import { tempDir } from "../helpers/temp-dir.js";

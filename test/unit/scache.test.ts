@@ -191,7 +191,7 @@ describe("scache logging", () => {
     assert.deepEqual(lines, ['fatal: open dictionary: expecting "type:name" form instead of "nocolon"']);
     lines.length = 0;
     await assert.rejects(scacheOpen(`lmdb:${tmp}/no/such/dir/x`, "smtpd", false, TIMEOUT), { code: "TLSMGR_FATAL" });
-    assert.deepEqual(lines, [`fatal: cannot open lmdb:${tmp}/no/such/dir/x: no such file or directory`]);
+    assert.deepEqual(lines, [`fatal: cannot open lmdb:${tmp}/no/such/dir/x: No such file or directory`]);
   });
 });
 

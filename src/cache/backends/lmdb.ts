@@ -55,6 +55,7 @@ import { rm, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { open, type RootDatabase, type RootDatabaseOptionsWithPath } from "lmdb";
 import type { BackendInfo, BackendOpenOptions, CacheBackend } from "../backend.js";
+import { errorText } from "../../log/errors.js";
 import { msgInfo, msgWarn } from "../../log/msg.js";
 
 export const LMDB_MAP_TYPES = ["lmdb", "btree", "hash"];
@@ -230,7 +231,7 @@ export class LmdbBackend implements CacheBackend {
             else this.#db.putSync(key, long ? wrapLong(long, value) : value);
           } catch (err) {
             // One entry LMDB refuses must not cost the others their place.
-            msgWarn(`${this.type}:${this.name}: cannot write cache entry: ${(err as Error).message}`);
+            msgWarn(`${this.type}:${this.name}: cannot write cache entry: ${errorText(err)}`);
           }
         }
       });
@@ -259,7 +260,7 @@ export class LmdbBackend implements CacheBackend {
     this.#writesResumeAt = Date.now() + this.#backoffMs;
     if (this.#lostSinceFailing < 0) {
       msgWarn(
-        `${this.type}:${this.name}: cannot write cache entries: ${(err as Error).message};` +
+        `${this.type}:${this.name}: cannot write cache entries: ${errorText(err)};` +
           ` new entries are not stored for ${this.#backoffMs / 1000}s, then tried again`,
       );
       this.#lostSinceFailing = 0;

@@ -4,10 +4,11 @@
  *            and key_prefix: the cache of a whole MX farm.
  * Owns: the key layout, expiry by Redis TTL, the walk (SCAN on every
  *       master), lookups that miss instead of waiting when Redis cannot
- *       answer in time, and the registry entry for map type "redis".
+ *       answer in time, and the registry entry for map type "redis"
+ *       (registered by cache/backends/index.ts).
  * Not here: the connection, deadline and outage logging
- *           (cache/backends/redis-link.ts); the table file
- *           (config/redis-table.ts); timestamps (cache/scache.ts).
+ *           (redis/link.ts); the table file
+ *           (redis/table.ts); timestamps (cache/scache.ts).
  * See also: cache/backend.ts, memcache_table(5), test/conformance/redis.test.ts
  *
  * Map name: the table file, e.g. redis:/etc/postfix/tls-redis.cf. Each cache
@@ -31,8 +32,8 @@
  */
 
 import type { Redis } from "ioredis";
-import { backendInfo, registerBackend, type BackendInfo, type BackendOpenOptions, type CacheBackend } from "../backend.js";
-import { redisLinkOpen, type RedisLink } from "./redis-link.js";
+import type { BackendInfo, BackendOpenOptions, CacheBackend } from "../backend.js";
+import { redisLinkOpen, type RedisLink } from "../../redis/link.js";
 
 export const REDIS_MAP_TYPES = ["redis"];
 /** Keys per SCAN call and per value batch. */
@@ -164,10 +165,3 @@ export const redisBackendInfo: BackendInfo = {
   open: redisOpen,
   kind: "Redis",
 };
-
-/** registerRedisBackend - make redis: openable (idempotent; done on import). */
-export function registerRedisBackend(): void {
-  if (backendInfo("redis") !== redisBackendInfo) registerBackend(redisBackendInfo);
-}
-
-registerRedisBackend();

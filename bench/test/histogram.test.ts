@@ -1,5 +1,5 @@
 /**
- * bench-histogram.test.ts - the load generator's latency histogram: bucket
+ * histogram.test.ts - the load generator's latency histogram: bucket
  * bounds, nearest-rank percentiles within half a bucket of the exact ones,
  * merging, and the JSON round trip.
  * See also: bench/histogram.ts
@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { exactPercentile, HISTOGRAM_BUCKETS, LatencyHistogram } from "../../bench/histogram.js";
+import { exactPercentile, HISTOGRAM_BUCKETS, LatencyHistogram } from "../histogram.js";
 
 const REL = 0.0051; // half a 1 % bucket, plus rounding
 

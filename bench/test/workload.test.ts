@@ -1,13 +1,13 @@
 /**
- * bench-workload.test.ts - what the generator sends: cache ids shaped like
+ * workload.test.ts - what the generator sends: cache ids shaped like
  * Postfix's, the key space, session sizes, and where lookups and updates go.
  * See also: bench/workload.ts, bench/load.ts (RequestBuilder)
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Rng } from "../../bench/mix.js";
-import { RequestBuilder } from "../../bench/load.js";
-import { chooseId, makeKeyspace, makeSessionPool, smtpCacheId, smtpdCacheId, hex64 } from "../../bench/workload.js";
+import { Rng } from "../mix.js";
+import { RequestBuilder } from "../load.js";
+import { chooseId, makeKeyspace, makeSessionPool, smtpCacheId, smtpdCacheId, hex64 } from "../workload.js";
 
 test("ids look like smtpd's and smtp's cache ids", () => {
   const h = hex64(new Rng(3));

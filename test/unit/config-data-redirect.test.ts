@@ -1,20 +1,20 @@
 /**
- * cache-set-redirect.test.ts - data_redirect_file()/data_redirect_map() rules
- *                              and the mail_owner uid lookup.
- * See also: src/cache/data-redirect.ts, postfix/src/global/data_redirect.c
+ * config-data-redirect.test.ts - data_redirect_file()/data_redirect_map()
+ *                                rules and the uid that counts as mail_owner's.
+ * See also: src/config/data-redirect.ts, postfix/src/global/data_redirect.c,
+ *           test/unit/master-privileges.test.ts (looking mail_owner up)
  */
 
 import assert from "node:assert/strict";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import {
   dataRedirectFile,
   dataRedirectMap,
   dataRedirectOwnerUid,
-  passwdUid,
   type DataRedirectEnv,
-} from "../../src/cache/data-redirect.js";
+} from "../../src/config/data-redirect.js";
 import { captureMsgsEach } from "../helpers/msg-capture.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
@@ -66,15 +66,9 @@ describe("data redirect", () => {
     assert.deepEqual(lines, []);
   });
 
-  it("finds a uid in a passwd file, and falls back to this process's euid", async () => {
-    const pw = join(tmp, "passwd");
-    await writeFile(pw, "root:x:0:0:root:/root:/bin/bash\npostfix:x:105:112::/var/spool/postfix:/usr/sbin/nologin\nbad:x:zz:1::/:/\n");
-    assert.equal(await passwdUid("postfix", pw), 105);
-    assert.equal(await passwdUid("root", pw), 0);
-    assert.equal(await passwdUid("bad", pw), undefined);
-    assert.equal(await passwdUid("nobody-here", pw), undefined);
-    assert.equal(await passwdUid("postfix", join(tmp, "no-such-file")), undefined);
-    assert.equal(await dataRedirectOwnerUid("postfix", () => 4242), 4242);
-    assert.equal(await dataRedirectOwnerUid("postfix", async () => undefined), myUid);
+  it("takes mail_owner's uid as looked up, and this process's euid when there is no such account", () => {
+    assert.equal(dataRedirectOwnerUid({ uid: 4242 }, "postfix"), 4242);
+    assert.equal(dataRedirectOwnerUid({ uid: 0 }, "root"), 0);
+    assert.equal(dataRedirectOwnerUid(undefined, "postfix"), myUid);
   });
 });

@@ -1,13 +1,13 @@
 /**
- * bench-png.test.ts - the dependency-free PNG charts: a valid PNG (signature,
+ * png-chart.test.ts - the dependency-free PNG charts: a valid PNG (signature,
  * chunk CRCs, the pixels back through inflate), ticks, and the run plot.
  * See also: bench/png-chart.ts
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { inflateSync } from "node:zlib";
-import { Canvas, chart, crc32, fmtTick, niceStep, plotRuns, plotSweep } from "../../bench/png-chart.js";
-import type { RunSummary } from "../../bench/report.js";
+import { Canvas, chart, crc32, fmtTick, niceStep, plotRuns, plotSweep } from "../png-chart.js";
+import type { RunSummary } from "../report.js";
 
 // chunks - the chunks of a PNG, CRCs checked
 function chunks(png: Buffer): Array<{ type: string; data: Buffer }> {

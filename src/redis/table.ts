@@ -1,10 +1,10 @@
 /**
- * redis-table.ts - the table file of a "redis:" map, in the manner of
- *                  Postfix's memcache_table(5): "name = value" lines.
+ * table.ts - the table file of a "redis:" map, in the manner of Postfix's
+ *            memcache_table(5): "name = value" lines.
  * Owns: the names a redis table knows, their defaults and value checks, the
  *       files they name (password, TLS material) read at start-up, and the
  *       fatal messages for bad tables (file, line and name).
- * Not here: connecting (cache/backends/redis-link.ts); the key wrap secret
+ * Not here: connecting (redis/link.ts); the key wrap secret
  *           itself (tickets/key-wrap.ts reads key_wrap_file).
  * See also: memcache_table(5), postfix/src/global/cfg_parser.c,
  *           config/main-cf.ts (splitNameval), man/tlsmgr.8
@@ -30,7 +30,8 @@
 
 import { readFileSync } from "node:fs";
 import { isAbsolute } from "node:path";
-import { splitNameval, strerror } from "./main-cf.js";
+import { splitNameval } from "../config/main-cf.js";
+import { errorText } from "../log/errors.js";
 import { msgFatal, msgWarn } from "../log/msg.js";
 
 /** One server: TCP host and port, or a UNIX-domain socket path. */
@@ -116,7 +117,7 @@ function readNamedFile(where: string, name: string, value: string): Buffer {
   try {
     return readFileSync(value);
   } catch (err) {
-    return msgFatal(`${where}: ${name}: cannot read ${value}: ${strerror(err)}`);
+    return msgFatal(`${where}: ${name}: cannot read ${value}: ${errorText(err)}`);
   }
 }
 
@@ -289,7 +290,7 @@ export function redisTableRead(path: string): RedisTable {
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    return msgFatal(`open redis table ${path}: ${strerror(err)}`);
+    return msgFatal(`open redis table ${path}: ${errorText(err)}`);
   }
   return redisTableParse(text, path);
 }

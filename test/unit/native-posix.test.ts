@@ -1,6 +1,6 @@
 /**
- * prng-native-posix.test.ts - the POSIX addon: flock(2) as flock(1) sees it,
- *                             unix datagrams, chroot, errors with errno codes.
+ * native-posix.test.ts - the POSIX addon: flock(2) as flock(1) sees it,
+ *                        unix datagrams, chroot, errors with errno codes.
  * See also: src/native/posix.ts, native/posix.c
  */
 import assert from "node:assert/strict";

@@ -1,11 +1,11 @@
 /**
- * bench-mix.test.ts - the request mix: parsing, proportions of the picker,
+ * mix.test.ts - the request mix: parsing, proportions of the picker,
  * and the seeded PRNG (repeatable, uniform enough).
  * See also: bench/mix.ts
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DEFAULT_MIX, formatMix, MixPicker, parseMix, REQUEST_KINDS, Rng, type RequestKind } from "../../bench/mix.js";
+import { DEFAULT_MIX, formatMix, MixPicker, parseMix, REQUEST_KINDS, Rng, type RequestKind } from "../mix.js";
 
 test("parseMix reads kind=weight lists and formatMix writes them back", () => {
   assert.deepEqual(parseMix("lookup=60,update=25,tktkey=10,seed=5"), DEFAULT_MIX);

@@ -3,6 +3,8 @@
  *            Postfix's tlsmgr opens its caches and PRNG exchange file, so
  *            that the files it creates belong to mail_owner.
  * Owns: switching the effective ids and switching back.
+ * Not here: giving privileges up for good (master/privileges.ts), looking
+ *           mail_owner up (master/privileges.ts lookupUser).
  * See also: postfix/src/util/set_eugid.c, postfix/src/tlsmgr/tlsmgr.c
  *           (tlsmgr_pre_init), master/privileges.ts
  */

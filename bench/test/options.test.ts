@@ -1,11 +1,11 @@
 /**
- * bench-options.test.ts - the command line of npm run bench.
+ * options.test.ts - the command line of npm run bench.
  * See also: bench/options.ts
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseBenchArgs } from "../../bench/options.js";
-import { DEFAULT_MIX } from "../../bench/mix.js";
+import { parseBenchArgs } from "../options.js";
+import { DEFAULT_MIX } from "../mix.js";
 
 test("defaults: 1, 8 and 64 clients, 10 s, 20,000 entries, the default mix, ours and postfix", () => {
   const o = parseBenchArgs([]);

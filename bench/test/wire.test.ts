@@ -1,5 +1,5 @@
 /**
- * bench-wire.test.ts - the load generator's own attr0 requests and reply
+ * wire.test.ts - the load generator's own attr0 requests and reply
  * scanner, checked against the project's codec (an independent reader).
  * See also: bench/wire.ts, src/protocol/attr0.ts
  */
@@ -9,7 +9,7 @@ import { Attr0Decoder, attr0Encode } from "../../src/protocol/attr0.js";
 import {
   deleteRequest, lookupRequest, policyRequest, replyAttr, replyEnd, replyStatus, seedRequest,
   STATUS_UNREADABLE, tktkeyRequest, updateRequest,
-} from "../../bench/wire.js";
+} from "../wire.js";
 
 function decode(text: string): Array<[string, string]> {
   const d = new Attr0Decoder();

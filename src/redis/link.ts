@@ -1,28 +1,40 @@
 /**
- * redis-link.ts - one connection (standalone or Cluster) to the servers of a
- *                 redis: table, shared by the session caches and the ticket
- *                 key store that name the same table file.
+ * link.ts - one connection (standalone or Cluster) to the servers of a
+ *           redis: table, shared by the session caches and the ticket key
+ *           store that name the same table file.
  * Owns: the ioredis options that make Redis failures fast (no offline queue,
  *       no retries per request, a command timeout, bounded jittered
- *       reconnects), the per-request deadline, the outage state with one
- *       warning per outage and one line when it ends, the failover list of
- *       standalone servers, and the sharing by table path.
+ *       reconnects), the connector that picks the server of each connect
+ *       (the failover list of standalone servers) and keeps every stream's
+ *       errors handled, the per-request deadline, the outage state with one
+ *       warning per outage and one line when it ends, and the sharing by
+ *       table path.
  * Not here: what is stored (cache/backends/redis.ts, tickets/redis-keys.ts);
- *           the table file (config/redis-table.ts).
- * See also: ioredis lib/redis/RedisOptions.ts, memcache_table(5)
+ *           the table file (redis/table.ts).
+ * See also: ioredis lib/redis/RedisOptions.ts (Connector),
+ *           lib/connectors/StandaloneConnector.ts, memcache_table(5)
  *
  * Degradation: every run() settles within the table's timeout. When the
  * server is down, ioredis rejects at once (no offline queue); when it is
  * slow, the deadline rejects. A rejection is a RedisUnavailableError (code
- * TLSMGR_BACKEND_UNAVAILABLE): callers answer a miss and do not log it;
+ * ERR_BACKEND_UNAVAILABLE): callers answer a miss and do not log it;
  * this link logs the first failure of an outage, and its end: a success
  * after REDIS_RECOVERY_QUIET_MS without failures (so a Cluster with one
  * node down, where some requests work, is one outage, not a flood).
+ *
+ * Streams: ioredis listens for a stream's errors with once(); a TLS socket
+ * can emit a second error (a server's alert that arrives after the client
+ * refused its certificate), which would then be an uncaught exception and
+ * end the daemon (ioredis issue #1183, pull request #962). The connector
+ * keeps a listener on every stream it opens, for as long as it lives.
  */
 
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
-import { msgInfo, msgWarn } from "../../log/msg.js";
-import { redisTableRead, type RedisServer, type RedisTable } from "../../config/redis-table.js";
+import { createConnection, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
+import { AbstractConnector, Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
+import { ERR_BACKEND_UNAVAILABLE, TlsmgrError, errorText } from "../log/errors.js";
+import { msgInfo, msgWarn } from "../log/msg.js";
+import { REDIS_DEFAULT_PORT, redisTableRead, type RedisServer, type RedisTable } from "./table.js";
 
 /** Connect attempts give up after this long (then the back-off retries). */
 export const REDIS_CONNECT_TIMEOUT_MS = 2000;
@@ -35,8 +47,10 @@ export const REDIS_OPEN_WAIT_MS = 1000;
 export const REDIS_RECOVERY_QUIET_MS = 2000;
 
 /** What callers see when Redis cannot answer in time: a miss, already logged by the link. */
-export class RedisUnavailableError extends Error {
-  readonly code = "TLSMGR_BACKEND_UNAVAILABLE";
+export class RedisUnavailableError extends TlsmgrError {
+  constructor(message: string) {
+    super(message, ERR_BACKEND_UNAVAILABLE);
+  }
 }
 
 export type RedisClient = Redis | Cluster;
@@ -53,21 +67,65 @@ function reasonOf(err: unknown): string {
   if (/enableOfflineQueue|Connection is closed|isn't ready/.test(msg)) return "not connected";
   if (msg === "Command timed out") return "no reply in time";
   if (/max retries per request/i.test(msg)) return "connection lost";
-  return msg.replace(/\s+/g, " ").replace(/\.$/, "").slice(0, 200);
+  const e = err as { syscall?: unknown; address?: unknown; port?: unknown };
+  if (typeof e.syscall === "string" && typeof e.address === "string")
+    return `${e.syscall} to ${e.address}${typeof e.port === "number" ? `:${e.port}` : ""}: ${errorText(err)}`;
+  return errorText(err).replace(/\s+/g, " ").replace(/\.$/, "").slice(0, 200);
 }
 
-/** setServer - point standalone connection options at one server. */
-function setServer(opts: RedisOptions, s: RedisServer): void {
-  const o = opts as { host?: string; port?: number; path?: string };
-  if ("path" in s) {
-    o.path = s.path;
-    delete o.host;
-    delete o.port;
-  } else {
-    delete o.path;
-    o.host = s.host;
-    o.port = s.port;
-  }
+/** ignoreError - the listener that keeps a stream's later errors from becoming uncaught exceptions. */
+function ignoreError(): void {}
+
+type ConnectorClass = NonNullable<RedisOptions["Connector"]>;
+
+/**
+ * redisConnector - the ioredis Connector of a link. Each connect opens one
+ * stream: with `servers` (a standalone failover list), the first server,
+ * then the next one at every reconnect (ioredis reconnects after each
+ * failure); without, the host, port or path ioredis gives (a Cluster node).
+ * Every stream keeps an error listener while it lives (see the header).
+ */
+export function redisConnector(servers?: readonly RedisServer[]): ConnectorClass {
+  return class RedisLinkConnector extends AbstractConnector {
+    readonly #options: RedisOptions;
+    readonly #servers: readonly RedisServer[];
+    #connects = 0;
+
+    constructor(options: unknown) {
+      const o = options as RedisOptions;
+      super(o.disconnectTimeout ?? 2000); // ioredis fills in its defaults: 2000 is its own
+      this.#options = o;
+      this.#servers = servers ?? [o.path ? { path: o.path } : { host: o.host ?? "localhost", port: o.port ?? REDIS_DEFAULT_PORT }];
+    }
+
+    /** connect - a stream to the server of this attempt, opened on the next tick (as ioredis's own connector). */
+    connect(): Promise<Socket> {
+      const server = this.#servers[this.#connects++ % this.#servers.length]!;
+      this.connecting = true;
+      return new Promise((resolve, reject) => {
+        process.nextTick(() => {
+          if (!this.connecting) {
+            reject(new Error("Connection is closed."));
+            return;
+          }
+          let stream: Socket;
+          try {
+            const tls = this.#options.tls;
+            stream = tls ? tlsConnect({ ...server, ...tls }) : createConnection(server);
+          } catch (err) {
+            reject(err);
+            return;
+          }
+          stream.once("error", (err) => {
+            this.firstError = err;
+          });
+          stream.on("error", ignoreError);
+          this.stream = stream;
+          resolve(stream);
+        });
+      });
+    }
+  };
 }
 
 const links = new Map<string, RedisLink>();
@@ -85,7 +143,6 @@ export class RedisLink {
   #connError: string | undefined;
   #upTimer: NodeJS.Timeout | undefined;
   #closed = false;
-  #server = 0;
 
   constructor(table: RedisTable) {
     this.table = table;
@@ -114,7 +171,7 @@ export class RedisLink {
         retryDelayOnClusterDown: Math.min(100, t),
         retryDelayOnTryAgain: Math.min(100, t),
         slotsRefreshTimeout: Math.max(1000, t),
-        redisOptions: common,
+        redisOptions: { ...common, Connector: redisConnector() },
       };
       // The table parser refuses UNIX-domain sockets with cluster = yes.
       const nodes = table.servers.filter((s): s is { host: string; port: number } => !("path" in s));
@@ -130,16 +187,10 @@ export class RedisLink {
         enableOfflineQueue: false,
         enableReadyCheck: true,
         lazyConnect: false,
-        retryStrategy: (times) => {
-          // Several standalone servers are a failover list: after a failure, try the next.
-          if (table.servers.length > 1) {
-            this.#server = (this.#server + 1) % table.servers.length;
-            setServer((this.client as Redis).options, table.servers[this.#server]!);
-          }
-          return redisBackoff(times);
-        },
+        retryStrategy: (times) => redisBackoff(times),
+        // Several standalone servers are a failover list: after a failure, the next one.
+        Connector: redisConnector(table.servers),
       };
-      setServer(opts, table.servers[0]!);
       this.client = new Redis(opts);
     }
     this.client.on("error", (err: unknown) => {

@@ -1,9 +1,17 @@
 /**
- * data-redirect.ts - redirect cache files in non-Postfix directories to data_directory.
+ * data-redirect.ts - redirect files in non-Postfix directories to data_directory.
  * Owns: Postfix's data_redirect_file()/data_redirect_map() rules and their two
- *       warnings; which map types are redirected; the mail_owner uid lookup.
- * Not here: opening anything (cache/scache.ts, prng/*); privileges (main.ts).
- * See also: postfix/src/global/data_redirect.c, cache/cache-set.ts
+ *       warnings; which map types are redirected; the uid that counts as
+ *       mail_owner's when there is no such account.
+ * Not here: opening anything (cache/scache.ts, prng/*); looking mail_owner
+ *           up (master/privileges.ts lookupUser, once, by the daemon skeleton).
+ * See also: postfix/src/global/data_redirect.c, cache/cache-set.ts,
+ *           main.ts (the PRNG exchange file)
+ *
+ * Here in config/ and not in cache/: the rule is about where configured
+ * names (main.cf's *_tls_session_cache_database and tls_random_exchange_name)
+ * lead, from two parameters (data_directory, mail_owner), and it serves the
+ * session caches and the PRNG exchange file alike, as global/ does in Postfix.
  *
  * Rule: when the directory of the path exists and is not owned by the
  * mail_owner uid, log
@@ -12,14 +20,13 @@
  * ("file" instead of "table" for a plain file) and use DIR/basename instead.
  * A directory that does not exist is left alone (the open then fails).
  *
- * mail_owner uid: from /etc/passwd (read once per call, at start-up only; no
- * NSS, so an account known only to LDAP/NIS is not found). When there is no
- * such account (a non-root test or development instance without a "postfix"
- * user), the effective uid of this process stands in: it is the uid that will
- * own the files created, which is what the check is about.
+ * When there is no mail_owner account (a non-root test or development
+ * instance without a "postfix" user), the effective uid of this process
+ * stands in: it is the uid that will own the files created, which is what
+ * the check is about.
  */
 
-import { readFile, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import { msgDebug, msgWarn } from "../log/msg.js";
 
@@ -33,28 +40,9 @@ export interface DataRedirectEnv {
   ownerUid: number;
 }
 
-/** Looks up the uid of an account name; undefined when there is none. */
-export type OwnerUidLookup = (mailOwner: string) => number | undefined | Promise<number | undefined>;
-
-/** passwdUid - the uid of name in /etc/passwd, undefined when absent or unreadable. */
-export async function passwdUid(name: string, file = "/etc/passwd"): Promise<number | undefined> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch {
-    return undefined;
-  }
-  for (const line of text.split("\n")) {
-    const f = line.split(":");
-    if (f.length >= 3 && f[0] === name && /^\d+$/.test(f[2]!)) return Number(f[2]);
-  }
-  return undefined;
-}
-
-/** dataRedirectOwnerUid - mail_owner's uid, or this process's euid when there is no such account. */
-export async function dataRedirectOwnerUid(mailOwner: string, lookup: OwnerUidLookup = passwdUid): Promise<number> {
-  const uid = await lookup(mailOwner);
-  if (uid !== undefined) return uid;
+/** dataRedirectOwnerUid - mail_owner's uid (owner as looked up), or this process's euid when there is no such account. */
+export function dataRedirectOwnerUid(owner: { uid: number } | undefined, mailOwner: string): number {
+  if (owner !== undefined) return owner.uid;
   const euid = process.geteuid?.() ?? 0;
   msgDebug(`no ${mailOwner} account: taking uid ${euid} as the owner of ${mailOwner}-owned directories`);
   return euid;

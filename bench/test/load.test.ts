@@ -1,5 +1,5 @@
 /**
- * bench-load.test.ts - the load generator against a scripted server on a
+ * load.test.ts - the load generator against a scripted server on a
  * unix socket: replies cut into pieces are reassembled, every request sent
  * is counted once under its kind and status, failures are reported.
  * No timing assertions: only counts.
@@ -13,8 +13,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setImmediate as tick } from "node:timers/promises";
 import { Attr0Decoder, attr0Encode } from "../../src/protocol/attr0.js";
-import { currentTicketKeyName, openConnections, prefill, runLoad } from "../../bench/load.js";
-import { makeKeyspace, makeSessionPool } from "../../bench/workload.js";
+import { currentTicketKeyName, openConnections, prefill, runLoad } from "../load.js";
+import { makeKeyspace, makeSessionPool } from "../workload.js";
 
 interface Scripted {
   server: Server;

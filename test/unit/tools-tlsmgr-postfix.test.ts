@@ -1,5 +1,5 @@
 /**
- * master-tlsmgr-postfix.test.ts - bin/tlsmgr-postfix install / uninstall
+ * tools-tlsmgr-postfix.test.ts - bin/tlsmgr-postfix install / uninstall
  * against temporary copies of /etc/postfix, through the real postconf(1):
  * the command master(8) will run, the columns kept, chroot y -> n when the
  * addon is missing (and back on uninstall), the LMDB cache files uninstall
