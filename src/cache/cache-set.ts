@@ -19,7 +19,8 @@ import "./backends/index.js";
 import { backendInfo, splitMapName } from "./backend.js";
 import { dataRedirectMap, dataRedirectOwnerUid, type DataRedirectEnv, type OwnerUidLookup } from "./data-redirect.js";
 import { scacheOpen, type SessionCache } from "./scache.js";
-import { msgFatal, msgInfo, msgWarn } from "../log/msg.js";
+import { msgFatal, msgInfo } from "../log/msg.js";
+import { TLS_LOG_CACHE, tlsLogMask } from "../config/tls-log-mask.js";
 import { CACHE_TYPES, type CacheType } from "../protocol/tlsmgr-proto.js";
 import type { Clock } from "../util/clock.js";
 
@@ -68,27 +69,9 @@ export function scacheTimeoutSanitize(timeout: number): number {
   return timeout < TLS_SESSION_LIFEMIN ? TLS_SESSION_LIFEMIN : timeout;
 }
 
-/** Postfix's tls_log_table words, and whether each includes TLS_LOG_CACHE. */
-const TLS_LOG_CACHE_WORDS: Record<string, boolean> = {
-  "0": false, none: false, "1": false, routine: false,
-  "2": true, debug: true, "3": true, "ssl-expert": true, "4": true, "ssl-developer": true,
-  "5": true, "6": true, "7": true, "8": true, "9": true,
-  summary: false, untrusted: false, peercert: false, certmatch: false, verbose: false,
-  cache: true, dane: false, "ssl-debug": false,
-  "ssl-handshake-packet-dump": false, "ssl-session-packet-dump": false, trace: false,
-};
-
 /** tlsLogCache - does this *_tls_loglevel value turn on cache logging (tls_log_mask & TLS_LOG_CACHE)? */
 export function tlsLogCache(param: string, value: number | string): boolean {
-  const text = String(value);
-  let cache = false;
-  for (const word of text.split(/[\s,]+/)) {
-    if (word === "") continue;
-    const on = TLS_LOG_CACHE_WORDS[word.toLowerCase()];
-    if (on === undefined) msgWarn(`unknown ${param} value "${word}" in "${text}"`);
-    else cache ||= on;
-  }
-  return cache;
+  return (tlsLogMask(param, value) & TLS_LOG_CACHE) !== 0;
 }
 
 interface CacheParams {

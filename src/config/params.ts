@@ -6,7 +6,8 @@
  * Not here: main.cf syntax and $name expansion (config/main-cf.ts), time units
  *       (config/units.ts), timeout sanitising (< 120 => 120: cache layer).
  * See also: postfix/src/tlsmgr/tlsmgr.c, global/mail_params.[hc], mail_conf_{str,int,time}.c,
- *           master/multi_server.c (-o), tls/tls_misc.c (tls_log_mask)
+ *           master/multi_server.c (-o); *_tls_loglevel stay text here, read by
+ *           config/tls-log-mask.ts where they are used (as Postfix does)
  *
  * Defaults equal `postconf -d` of Postfix 3.7, except process_name (the
  * program's own name) and the tlsmgr_* parameters that are ours.
@@ -22,9 +23,11 @@ export interface TlsmgrConfig {
   tlsmgr_service_name: string; daemon_timeout: number; ipc_timeout: number; max_idle: number; max_use: number;
   syslog_facility: string; syslog_name: string; maillog_file: string; maillog_file_prefixes: string;
   postlog_service_name: string; import_environment: string;
-  smtpd_tls_session_cache_database: string; smtpd_tls_session_cache_timeout: number; smtpd_tls_loglevel: number;
-  smtp_tls_session_cache_database: string;  smtp_tls_session_cache_timeout: number;  smtp_tls_loglevel: number;
-  lmtp_tls_session_cache_database: string;  lmtp_tls_session_cache_timeout: number;  lmtp_tls_loglevel: number;
+  smtpd_tls_session_cache_database: string; smtpd_tls_session_cache_timeout: number; smtpd_tls_loglevel: string;
+  smtp_tls_session_cache_database: string;  smtp_tls_session_cache_timeout: number;  smtp_tls_loglevel: string;
+  lmtp_tls_session_cache_database: string;  lmtp_tls_session_cache_timeout: number;  lmtp_tls_loglevel: string;
+  command_directory: string; default_database_type: string; default_cache_db_type: string;
+  tlsmgr_server_announcement: string;
   tls_random_source: string; tls_random_bytes: number; tls_random_exchange_name: string;
   tls_random_reseed_period: number; tls_random_prng_update_period: number;
   tlsmgr_ticket_key_database: string;
@@ -92,37 +95,24 @@ export const TLSMGR_PARAMS: ReadonlyArray<ParamSpec> = [
   { name: "tlsmgr_attr_name_limit", kind: "int", def: "256", min: 1 },
   { name: "tlsmgr_attr_value_limit", kind: "int", def: "1048576", min: 1 },
   { name: "tlsmgr_attr_count_limit", kind: "int", def: "16", min: 1 },
+  // for $name in main.cf values, and how the Postfix release is found (config/postfix-release.ts)
+  { name: "command_directory", kind: "str", def: "/usr/sbin" },
+  { name: "default_database_type", kind: "str", def: "hash" },
+  { name: "default_cache_db_type", kind: "str", def: "btree" },
+  { name: "tlsmgr_server_announcement", kind: "str", def: "auto" },
 ];
 
 /** Parameters that are not Postfix's (postconf does not know them). */
 export const TLSMGR_OWN_PARAMS: ReadonlySet<string> = new Set([
   "tlsmgr_ticket_key_database", "tlsmgr_attr_name_limit", "tlsmgr_attr_value_limit", "tlsmgr_attr_count_limit",
+  "tlsmgr_server_announcement",
 ]);
 
-const LOGLEVEL_PARAMS = new Set(["smtpd_tls_loglevel", "smtp_tls_loglevel", "lmtp_tls_loglevel"]);
-
-// tls_log_mask() words; as a number: the level, "cache" = 2 (all tlsmgr logs is cache work)
-const TLS_LOG_WORDS: Readonly<Record<string, number>> = {
-  none: 0, routine: 1, debug: 2, "ssl-expert": 3, "ssl-developer": 4, cache: 2,
-  summary: 0, untrusted: 0, peercert: 0, certmatch: 0, verbose: 0, dane: 0, "ssl-debug": 0,
-  "ssl-handshake-packet-dump": 0, "ssl-session-packet-dump": 0,
-};
-
-/** tlsLogLevel - a *_tls_loglevel value ("0".."9", names, lists) as a number; unknown words are fatal. */
-function tlsLogLevel(where: string, name: string, value: string): number {
-  let level = 0;
-  for (const word of value.split(/[\s,]+/).filter((w) => w !== "")) {
-    const lc = word.toLowerCase();
-    const n = /^[0-9]$/.test(lc) ? Number(lc) : TLS_LOG_WORDS[lc];
-    if (n === undefined) msgFatal(`${where}: unknown ${name} value "${word}" in "${value}"`);
-    level = Math.max(level, n);
-  }
-  return level;
-}
+/** Postfix parameters that Postfix 3.7 does not know, and the release that added each. */
+export const TLSMGR_NEWER_POSTFIX_PARAMS: ReadonlyMap<string, string> = new Map([["default_cache_db_type", "3.11"]]);
 
 /** convert - a parameter's expanded value checked and converted as Postfix's get_mail_conf_*(). */
 function convert(where: string, p: ParamSpec, value: string): string | number {
-  if (LOGLEVEL_PARAMS.has(p.name)) return tlsLogLevel(where, p.name, value);
   switch (p.kind) {
     case "str":
       if (p.min && value.length < p.min)
