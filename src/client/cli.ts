@@ -11,6 +11,8 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { TlsmgrClient } from "./tlsmgr-client.js";
+import { parseTicketKeyRecord } from "../tickets/ticket-keys.js";
+import { ticketKeyLayout } from "../tickets/key-record-layout.js";
 
 const USAGE = `usage: tlsmgr-client [-s SOCKET] [--hex] REQUEST [ARGS]
   seed SIZE                      fresh PRNG bytes (1..255); printed as a length
@@ -98,10 +100,9 @@ async function run(argv: string[]): Promise<number> {
       case "tktkey": {
         if (args.length > 1) throw new UsageError();
         const r = await client.tktkey(args[0] ? Buffer.from(args[0], "hex") : undefined);
-        if (r.status === 0 && r.keybuf.length === 88) {
-          const le = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-          const tout = le ? r.keybuf.readBigInt64LE(80) : r.keybuf.readBigInt64BE(80);
-          console.log(`status=0 name=${r.keybuf.subarray(0, 16).toString("hex")} tout=${tout} (${new Date(Number(tout) * 1000).toISOString()})`);
+        if (r.status === 0 && r.keybuf.length === ticketKeyLayout().size) {
+          const tout = parseTicketKeyRecord(r.keybuf).tout;
+          console.log(`status=0 name=${r.keybuf.subarray(0, 16).toString("hex")} tout=${tout} (${new Date(tout * 1000).toISOString()})`);
         } else console.log(`status=${r.status}`);
         return r.status === 0 ? 0 : 1;
       }
