@@ -16,6 +16,7 @@ import { parseDaemonArgs, requireSolitary } from "./cli/args.js";
 import type { DaemonArgs } from "./cli/args.js";
 import { loadConfig } from "./config/params.js";
 import type { TlsmgrConfig } from "./config/params.js";
+import { probePostfixRelease, serverAnnouncement } from "./config/postfix-release.js";
 import { openCacheSet } from "./cache/cache-set.js";
 import type { CacheSet } from "./cache/cache-set.js";
 import { PrngPool } from "./prng/pool.js";
@@ -113,12 +114,15 @@ async function start(args: DaemonArgs): Promise<void> {
   } else {
     configDir = args.configDir ?? process.env.MAIL_CONFIG ?? "/etc/postfix";
   }
+  // The Postfix release decides the server announcement and gives built-in
+  // defaults ($default_cache_db_type); asked before privileges are dropped.
+  const release = await probePostfixRelease({ configDir, overrides: args.overrides, embedded: args.home !== undefined });
   // -i and -m are accepted as master passes them; tlsmgr, like Postfix's,
   // never exits for idleness or use count. -n names the service.
   const cfg: TlsmgrConfig = loadConfig({
     configDir,
     overrides: [...args.overrides, `service_name=${args.serviceName}`],
-    ...(defaults ? { defaults } : {}),
+    defaults: { ...release.builtins, ...defaults },
     allowMissingMainCf: args.home !== undefined,
   });
 
@@ -139,6 +143,7 @@ async function start(args: DaemonArgs): Promise<void> {
     ...(cfg.lookup("myhostname") ? { myhostname: cfg.lookup("myhostname")! } : {}),
   });
 
+  const announce = serverAnnouncement(cfg.tlsmgr_server_announcement, release, args.underMaster);
   if (args.underMaster) run.link = openMasterLink(args, process.env, cfg.daemon_timeout);
 
   const ownerIds = checkMailOwner(cfg, args);
@@ -197,7 +202,7 @@ async function start(args: DaemonArgs): Promise<void> {
     dropPrivilegesAsAsked(args, cfg);
     const stdio = Duplex.from({ readable: process.stdin, writable: process.stdout });
     stdio.on("close", () => void shutdown(run, "stand-alone client done").finally(() => process.exit(0)));
-    serveConnection(stdio, "stdin", state, { limits, ipcTimeout: cfg.ipc_timeout, afterRequest: mixTimeOncePerTurn });
+    serveConnection(stdio, "stdin", state, { limits, ipcTimeout: cfg.ipc_timeout, afterRequest: mixTimeOncePerTurn, announce });
     return;
   }
 
@@ -207,6 +212,7 @@ async function start(args: DaemonArgs): Promise<void> {
   run.listener = await startListener(state, {
     limits,
     ipcTimeout: cfg.ipc_timeout,
+    announce,
     // under master: a served request counts as a use (master-link.ts requestServed)
     afterRequest: () => {
       mixTimeOncePerTurn();
