@@ -53,25 +53,28 @@ const BUILD_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
 const BUILD_TOOLS = ["gcc", "make", "m4"];
 const BUILD_HEADERS = ["/usr/include/db.h", "/usr/include/openssl/ssl.h"];
 
-let skipSaid: string | undefined | null = null;
+let skipBase: { why: string | undefined } | undefined;
+let skipSources: { why: string | undefined } | undefined;
 
 /**
- * releaseMatrixSkipReason - why the release matrix cannot run here, said once
- * on stderr; undefined when it can. The sources absent (a user's own clone)
- * is a skip; so is what postfixSkipReason() reports (not root, no Postfix).
+ * releaseMatrixSkipReason - why the matrix cannot run a release here (without
+ * a release: the releases built from source), said once on stderr; undefined
+ * when it can. Absent sources (a user's own clone) skip the built releases;
+ * what postfixSkipReason() reports (not root, no Postfix) skips them all.
  * One small function for the project's skip helper to fold in.
  */
-export function releaseMatrixSkipReason(): string | undefined {
-  if (skipSaid !== null) return skipSaid;
-  const base = postfixSkipReason();
-  let why = base;
-  if (why === undefined) {
+export function releaseMatrixSkipReason(release?: PostfixRelease): string | undefined {
+  skipBase ??= { why: postfixSkipReason() };
+  if (skipBase.why !== undefined) return skipBase.why;
+  if (release !== undefined && release.tarball === undefined) return undefined; // the installed package
+  if (skipSources === undefined) {
     const tarballs = existsSync(POSTFIX_SRC_DIR) ? readdirSync(POSTFIX_SRC_DIR).filter((f) => f.endsWith(".tar.gz")) : [];
-    if (tarballs.length === 0) why = `no Postfix release sources in ${POSTFIX_SRC_DIR} (set TLSMGR_POSTFIX_SRC to a directory of postfix-X.Y.Z.tar.gz)`;
-    if (why !== undefined) process.stderr.write(`\n*** warning: SKIPPING the Postfix release matrix: ${why} ***\n\n`);
+    const why = tarballs.length > 0 ? undefined
+      : `no Postfix release sources in ${POSTFIX_SRC_DIR} (set TLSMGR_POSTFIX_SRC to a directory of postfix-X.Y.Z.tar.gz)`;
+    if (why !== undefined) process.stderr.write(`\n*** warning: SKIPPING the Postfix releases built from source: ${why} ***\n\n`);
+    skipSources = { why };
   }
-  skipSaid = why;
-  return why;
+  return skipSources.why;
 }
 
 // sha256File - hex SHA-256 of a file
