@@ -10,7 +10,10 @@
  *           config/tls-log-mask.ts where they are used (as Postfix does)
  *
  * Defaults equal `postconf -d` of Postfix 3.7, except process_name (the
- * program's own name) and the tlsmgr_* parameters that are ours.
+ * program's own name), the tlsmgr_* parameters that are ours, and those of
+ * later releases (TLSMGR_NEWER_POSTFIX_PARAMS). At start-up the release's own
+ * values of default_database_type and default_cache_db_type replace these
+ * (config/postfix-release.ts, through LoadConfigOptions.defaults).
  */
 
 import { join } from "node:path";

@@ -14,9 +14,10 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { startDaemon, tlsmgrRequest, tlsmgrStatus, tlsmgrTktkey, type ClientProtocol } from "../helpers/daemon.js";
+import { REPO_ROOT, startDaemon, tlsmgrRequest, tlsmgrStatus, tlsmgrTktkey, type ClientProtocol } from "../helpers/daemon.js";
 import { fakeCommandDirectory, postconfSays } from "../helpers/fake-postconf.js";
 import { Raw, RAW_ANNOUNCE } from "../helpers/raw-conn.js";
 import { tempDir } from "../helpers/temp-dir.js";
@@ -63,6 +64,14 @@ async function seedAs(socket: string, client: ClientProtocol): Promise<number> {
 
 const CACHE = "smtpd_tls_session_cache_database = lmdb:${data_directory}/smtpd_scache";
 
+/** tlsmgrClientCli - bin/tlsmgr-client ARGS; its stdout. */
+function tlsmgrClientCli(...args: string[]): Promise<string> {
+  return new Promise((res, rej) => {
+    execFile(join(REPO_ROOT, "bin", "tlsmgr-client"), args, { timeout: 20_000 },
+      (err, stdout, stderr) => (err ? rej(new Error(`tlsmgr-client ${args.join(" ")}: ${err.message}\n${stderr}`)) : res(stdout)));
+  });
+}
+
 test("Postfix 3.5: no server announcement; a 3.5 client's request is answered as its first list", async (t) => {
   const inst = instance(SAYS_35, [CACHE]);
   const d = await startDaemon({ configDir: inst.dir, socket: inst.socket, announces: false });
@@ -73,6 +82,8 @@ test("Postfix 3.5: no server announcement; a 3.5 client's request is answered as
   assert.equal(key.status, 0);
   assert.equal(key.keybuf.length, ticketKeyLayout().size);
   assert.equal(await firstBytes(inst.socket), "", "nothing before the client's request");
+  const cli = await tlsmgrClientCli("-s", inst.socket, "--no-announcement", "seed", "16");
+  assert.equal(cli, "status=0 seed=16 bytes\n");
   assert.doesNotMatch(d.stderr(), /warning: /);
 });
 
