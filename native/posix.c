@@ -1,7 +1,8 @@
 /*
  * posix.c - the few POSIX system calls Node does not offer, as a plain N-API addon.
- * Owns: flock(2), chroot(2), and an AF_UNIX datagram socket (socket/sendto/close)
- *       for syslog's /dev/log and postlogd's public/postlog.
+ * Owns: flock(2), chroot(2), an AF_UNIX datagram socket (socket/sendto/close)
+ *       for syslog's /dev/log and postlogd's public/postlog, and the layout
+ *       of Postfix's TLS_TICKET_KEY as this platform's C compiler makes it.
  * Not here: policy (when to lock, what to log); the typed loader is src/native/posix.ts.
  * See also: binding.gyp, scripts/build-native.mjs, postfix/src/util/myflock.c
  *
@@ -14,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_PATH_ARG 4096
@@ -243,6 +246,38 @@ static napi_value js_close_fd(napi_env env, napi_callback_info info)
     return NULL;
 }
 
+/* ticket_key_probe - the shape of Postfix's TLS_TICKET_KEY (src/tls/tls_scache.h) */
+struct ticket_key_probe {
+    unsigned char name[16];
+    unsigned char bits[32];
+    unsigned char hmac[32];
+    time_t  tout;
+};
+
+/* set_uint - obj[name] = value, 0 on success */
+static int set_uint(napi_env env, napi_value obj, const char *name, size_t value)
+{
+    napi_value v;
+
+    if (napi_create_uint32(env, (uint32_t) value, &v) != napi_ok)
+        return -1;
+    return napi_set_named_property(env, obj, name, v) == napi_ok ? 0 : -1;
+}
+
+/* js_ticket_key_layout - {size, timeSize, toutOffset} of TLS_TICKET_KEY here */
+static napi_value js_ticket_key_layout(napi_env env, napi_callback_info info)
+{
+    napi_value result;
+
+    (void) info;
+    if (napi_create_object(env, &result) != napi_ok
+        || set_uint(env, result, "size", sizeof(struct ticket_key_probe)) < 0
+        || set_uint(env, result, "timeSize", sizeof(time_t)) < 0
+        || set_uint(env, result, "toutOffset", offsetof(struct ticket_key_probe, tout)) < 0)
+        return NULL;
+    return result;
+}
+
 /* init - export the functions */
 static napi_value init(napi_env env, napi_value exports)
 {
@@ -252,6 +287,7 @@ static napi_value init(napi_env env, napi_value exports)
         {"unixDgramSocket", NULL, js_unix_dgram_socket, NULL, NULL, NULL, napi_enumerable, NULL},
         {"unixDgramSend", NULL, js_unix_dgram_send, NULL, NULL, NULL, napi_enumerable, NULL},
         {"closeFd", NULL, js_close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"ticketKeyLayout", NULL, js_ticket_key_layout, NULL, NULL, NULL, napi_enumerable, NULL},
     };
 
     if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok)

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # ensure-system-deps.sh - make sure the programs the real-client tests use are
 #                         installed: postfix (postconf, sendmail), postfix-lmdb,
-#                         openssl, swaks, redis-server.
+#                         openssl, swaks, redis-server; and, when the Postfix
+#                         release sources are there (../shared/postfix-src or
+#                         $TLSMGR_POSTFIX_SRC), what building them needs: gcc,
+#                         make, m4, libdb5.3-dev, libssl-dev.
 # Owns: the check (fast, silent when all is there) and the apt-get install.
 # Not here: running the tests (scripts/test.sh runs this first).
-# See also: test/helpers/skip.ts (SYSTEM_DEPS_MARKER, skipReason)
+# See also: test/helpers/skip.ts (SYSTEM_DEPS_MARKER, skipReason),
+#           test/helpers/postfix-releases.ts (the release builds)
 #
 # Root and all present: exit 0 at once, and remove a stale marker.
 # Missing, root, apt-get: install them (apt-get update first when needed);
@@ -16,6 +20,7 @@
 set -u
 
 marker="${TMPDIR:-/tmp}/tlsmgr-ts-system-deps-missing.$(id -u)"
+release_src="${TLSMGR_POSTFIX_SRC:-$(cd "$(dirname "$0")/.." && pwd)/../shared/postfix-src}"
 export PATH="/usr/sbin:/usr/bin:/sbin:/bin:${PATH:-}"
 
 # missing_packages - the Debian packages whose programs are absent
@@ -32,6 +37,14 @@ missing_packages() {
   command -v openssl >/dev/null || missing+=(openssl)
   command -v swaks >/dev/null || missing+=(swaks)
   command -v redis-server >/dev/null || missing+=(redis-server)
+  # building the Postfix releases of the test matrix (postfix-releases.ts)
+  if [ -d "$release_src" ]; then
+    command -v gcc >/dev/null || missing+=(gcc)
+    command -v make >/dev/null || missing+=(make)
+    command -v m4 >/dev/null || missing+=(m4)
+    [ -f /usr/include/db.h ] || missing+=(libdb5.3-dev)
+    [ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
+  fi
   echo "${missing[@]}"
 }
 

@@ -15,11 +15,17 @@
  */
 
 import { openCacheSet, type CacheSet } from "./cache/cache-set.js";
+import { probePostfixRelease, serverAnnouncement, type PostfixReleaseProbe } from "./config/postfix-release.js";
 import { dataRedirectFile, dataRedirectOwnerUid } from "./config/data-redirect.js";
 import { errorText } from "./log/errors.js";
 import { msgInfo, msgWarn } from "./log/msg.js";
 import { withEffectiveIds } from "./master/eugid.js";
-import { multiServerMain, type MultiServerContext, type MultiServerService } from "./master/multi-server.js";
+import {
+  multiServerMain,
+  type BuiltinsQuery,
+  type MultiServerContext,
+  type MultiServerService,
+} from "./master/multi-server.js";
 import { PrngPool } from "./prng/pool.js";
 import { CACHE_TYPES } from "./protocol/tlsmgr-proto.js";
 import { serveConnection, type ConnectionOptions } from "./server/connection.js";
@@ -67,6 +73,8 @@ function mixTimeOncePerTurn(pool: PrngPool): () => void {
  */
 async function tlsmgrPreInit(ctx: MultiServerContext): Promise<Tlsmgr> {
   const { cfg, owner } = ctx;
+  // 3.6 and later expect the server announcement; 3.5 reads it as a reply.
+  const announce = serverAnnouncement(cfg.tlsmgr_server_announcement, release, ctx.args.underMaster);
   const ids = owner ? { uid: owner.uid, gid: owner.gid } : undefined;
   const redirect = {
     data_directory: cfg.data_directory,
@@ -96,6 +104,7 @@ async function tlsmgrPreInit(ctx: MultiServerContext): Promise<Tlsmgr> {
       countLimit: cfg.tlsmgr_attr_count_limit,
     },
     ipcTimeout: cfg.ipc_timeout,
+    announce,
     afterRequest: () => {
       mixTime();
       served();
@@ -124,10 +133,20 @@ async function tlsmgrBeforeExit(t: Tlsmgr): Promise<void> {
   await t.pool.close().catch((err: unknown) => msgWarn(`cannot save PRNG exchange file: ${errorText(err)}`));
 }
 
+/** The Postfix release that runs us, asked before main.cf is read (its built-ins are defaults there). */
+let release: PostfixReleaseProbe = { kind: "config", why: "not asked", builtins: {} };
+
+/** tlsmgrBuiltins - the release's built-in parameters ($default_cache_db_type, ...), found before privileges are dropped. */
+async function tlsmgrBuiltins(where: BuiltinsQuery): Promise<Record<string, string>> {
+  release = await probePostfixRelease(where);
+  return release.builtins;
+}
+
 void multiServerMain(process.argv.slice(2), {
   name: "tlsmgr",
   solitary: true,
   embeddedDefaults: EMBEDDED_CACHES,
+  builtinDefaults: tlsmgrBuiltins,
   exitNote: "saving PRNG exchange file and exiting",
   preInit: tlsmgrPreInit,
   postInit: tlsmgrPostInit,

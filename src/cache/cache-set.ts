@@ -23,14 +23,12 @@ import { dataRedirectMap, type DataRedirectEnv } from "../config/data-redirect.j
 import type { ScacheConfig } from "../config/params.js";
 import { scacheMapCheck, scacheOpenMap, type SessionCache, type SessionCacheOps } from "./scache.js";
 import { msgFatal, msgInfo } from "../log/msg.js";
+import { TLS_LOG_CACHE, tlsLogMask } from "../config/tls-log-mask.js";
 import { CACHE_TYPES, type CacheType } from "../protocol/tlsmgr-proto.js";
 import type { Clock } from "../util/clock.js";
 
 /** TLS_SESSION_LIFEMIN: a positive timeout below this becomes this. */
 export const TLS_SESSION_LIFEMIN = 120;
-
-/** The lowest *_tls_loglevel that includes TLS_LOG_CACHE (tls_log_mask: "2" and "cache"). */
-export const TLS_LOG_CACHE_LEVEL = 2;
 
 export interface CacheSetConfig {
   /** main.cf, named in fatal lines ("" when there is none). */
@@ -72,9 +70,9 @@ export function scacheTimeoutSanitize(timeout: number): number {
   return timeout < TLS_SESSION_LIFEMIN ? TLS_SESSION_LIFEMIN : timeout;
 }
 
-/** tlsLogCache - does this *_tls_loglevel level (config/params.ts tlsLogLevel) turn on cache logging? */
-export function tlsLogCache(level: number): boolean {
-  return level >= TLS_LOG_CACHE_LEVEL;
+/** tlsLogCache - does this *_tls_loglevel value turn on cache logging (tls_log_mask & TLS_LOG_CACHE)? */
+export function tlsLogCache(param: string, value: string): boolean {
+  return (tlsLogMask(param, value) & TLS_LOG_CACHE) !== 0;
 }
 
 /**
@@ -130,7 +128,7 @@ export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = 
         msgInfo(`${spec} is served by ${map.info.kind ?? map.info.types[0]} file ${file}`);
 
       const hook = opts.onSweepEntry;
-      const cache = await scacheOpenMap({ ...map, name }, type, tlsLogCache(c.loglevel), timeout, {
+      const cache = await scacheOpenMap({ ...map, name }, type, tlsLogCache(c.param.loglevel, c.loglevel), timeout, {
         ...(opts.clock ? { clock: opts.clock } : {}),
         ...(hook ? { onSweepEntry: (id: string, value: Buffer) => hook(type, id, value) } : {}),
         context,

@@ -11,8 +11,10 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { TlsmgrClient } from "./tlsmgr-client.js";
+import { parseTicketKeyRecord } from "../tickets/ticket-keys.js";
+import { ticketKeyLayout } from "../tickets/key-record-layout.js";
 
-const USAGE = `usage: tlsmgr-client [-s SOCKET] [--hex] REQUEST [ARGS]
+const USAGE = `usage: tlsmgr-client [-s SOCKET] [--hex] [--no-announcement] REQUEST [ARGS]
   seed SIZE                      fresh PRNG bytes (1..255); printed as a length
   policy TYPE                    cachable and timeout of a cache (smtpd, smtp, lmtp)
   lookup TYPE ID                 look up a session
@@ -20,7 +22,8 @@ const USAGE = `usage: tlsmgr-client [-s SOCKET] [--hex] REQUEST [ARGS]
   delete TYPE ID                 remove a session
   tktkey [NAME-HEX]              the current ticket key, or the key named (32 hex digits)
 SOCKET defaults to $queue_directory/private/tlsmgr of /etc/postfix (or $MAIL_CONFIG),
-read from main.cf's queue_directory, else /var/spool/postfix/private/tlsmgr.`;
+read from main.cf's queue_directory, else /var/spool/postfix/private/tlsmgr.
+--no-announcement: speak as a Postfix 3.5 client, to a server that sends no announcement.`;
 
 function defaultSocket(): string {
   const dir = process.env.MAIL_CONFIG ?? "/etc/postfix";
@@ -43,11 +46,13 @@ function describe(buf: Buffer, hex: boolean): string {
 async function run(argv: string[]): Promise<number> {
   let socket: string | undefined;
   let hex = false;
+  let noAnnouncement = false;
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "-s" || a === "--socket") socket = argv[++i];
     else if (a === "--hex") hex = true;
+    else if (a === "--no-announcement") noAnnouncement = true;
     else if (a === "-h" || a === "--help") {
       process.stdout.write(USAGE + "\n");
       return 0;
@@ -61,7 +66,7 @@ async function run(argv: string[]): Promise<number> {
   const need = (n: number) => {
     if (args.length !== n) throw new UsageError();
   };
-  const client = await TlsmgrClient.connect(socket ?? defaultSocket());
+  const client = await TlsmgrClient.connect(socket ?? defaultSocket(), { noAnnouncement });
   try {
     switch (request) {
       case "seed": {
@@ -98,10 +103,9 @@ async function run(argv: string[]): Promise<number> {
       case "tktkey": {
         if (args.length > 1) throw new UsageError();
         const r = await client.tktkey(args[0] ? Buffer.from(args[0], "hex") : undefined);
-        if (r.status === 0 && r.keybuf.length === 88) {
-          const le = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-          const tout = le ? r.keybuf.readBigInt64LE(80) : r.keybuf.readBigInt64BE(80);
-          console.log(`status=0 name=${r.keybuf.subarray(0, 16).toString("hex")} tout=${tout} (${new Date(Number(tout) * 1000).toISOString()})`);
+        if (r.status === 0 && r.keybuf.length === ticketKeyLayout().size) {
+          const tout = parseTicketKeyRecord(r.keybuf).tout;
+          console.log(`status=0 name=${r.keybuf.subarray(0, 16).toString("hex")} tout=${tout} (${new Date(tout * 1000).toISOString()})`);
         } else console.log(`status=${r.status}`);
         return r.status === 0 ? 0 : 1;
       }

@@ -4,16 +4,18 @@
  *       and mail_params.c), the typed configuration derived from it
  *       (TlsmgrConfig: each name typed by its kind, plus the per-cache record
  *       cfg.caches.smtpd.database/timeout/loglevel), the lookup order (-o
- *       overrides, then main.cf, then defaults), value conversion (the
- *       *_tls_loglevel words too) and its fatal diagnostics, the one "-o"
+ *       overrides, then main.cf, then defaults), value conversion and its fatal diagnostics, the one "-o"
  *       check, and the config_directory default.
  * Not here: main.cf syntax and $name expansion (config/main-cf.ts), time units
  *       (config/units.ts), timeout sanitising (< 120 => 120: cache layer).
  * See also: postfix/src/tlsmgr/tlsmgr.c, global/mail_params.[hc], mail_conf_{str,int,time}.c,
- *           master/multi_server.c (-o), tls/tls_misc.c (tls_log_mask)
+ *           master/multi_server.c (-o); config/tls-log-mask.ts (*_tls_loglevel)
  *
  * Defaults equal `postconf -d` of Postfix 3.7, except process_name (the
- * program's own name) and the tlsmgr_* parameters that are ours.
+ * program's own name), the tlsmgr_* parameters that are ours, and those of
+ * later releases (TLSMGR_NEWER_POSTFIX_PARAMS). At start-up the release's own
+ * values of default_database_type and default_cache_db_type replace these
+ * (config/postfix-release.ts, through LoadConfigOptions.defaults).
  */
 
 import { join } from "node:path";
@@ -30,13 +32,12 @@ export interface LoadConfigOptions {
 }
 
 /**
- * A parameter: kind str (min/max = length), time (seconds), int, or tls_log
- * (a *_tls_loglevel value, as a level 0..9); a 0 or absent bound is not
+ * A parameter: kind str (min/max = length), time (seconds) or int; a 0 or absent bound is not
  * checked (as Postfix).
  */
 export interface ParamSpec {
   readonly name: string;
-  readonly kind: "str" | "time" | "int" | "tls_log";
+  readonly kind: "str" | "time" | "int";
   readonly def: string;
   readonly min?: number;
   readonly max?: number;
@@ -47,7 +48,6 @@ interface ParamKindValue {
   str: string;
   time: number;
   int: number;
-  tls_log: number;
 }
 
 /** The typed values of a parameter table: each name with the type of its kind. */
@@ -86,9 +86,9 @@ export const TLSMGR_PARAMS = [
   { name: "smtpd_tls_session_cache_database", kind: "str", def: "" },
   { name: "smtp_tls_session_cache_database", kind: "str", def: "" },
   { name: "lmtp_tls_session_cache_database", kind: "str", def: "" },
-  { name: "smtpd_tls_loglevel", kind: "tls_log", def: "0" },
-  { name: "smtp_tls_loglevel", kind: "tls_log", def: "0" },
-  { name: "lmtp_tls_loglevel", kind: "tls_log", def: "0" },
+  { name: "smtpd_tls_loglevel", kind: "str", def: "0" },
+  { name: "smtp_tls_loglevel", kind: "str", def: "0" },
+  { name: "lmtp_tls_loglevel", kind: "str", def: "0" },
   { name: "tls_random_reseed_period", kind: "time", def: "3600s", min: 1 },
   { name: "tls_random_prng_update_period", kind: "time", def: "3600s", min: 1 },
   { name: "smtpd_tls_session_cache_timeout", kind: "time", def: "3600s", min: 0, max: MAX_SCACHETIME },
@@ -99,38 +99,25 @@ export const TLSMGR_PARAMS = [
   { name: "tlsmgr_attr_name_limit", kind: "int", def: "256", min: 1 },
   { name: "tlsmgr_attr_value_limit", kind: "int", def: "1048576", min: 1 },
   { name: "tlsmgr_attr_count_limit", kind: "int", def: "16", min: 1 },
+  // for $name in main.cf values, and how the Postfix release is found (config/postfix-release.ts)
+  { name: "command_directory", kind: "str", def: "/usr/sbin" },
+  { name: "default_database_type", kind: "str", def: "hash" },
+  { name: "default_cache_db_type", kind: "str", def: "btree" },
+  { name: "tlsmgr_server_announcement", kind: "str", def: "auto" },
 ] as const satisfies ReadonlyArray<ParamSpec>;
 
 /** Parameters that are not Postfix's (postconf does not know them). */
 export const TLSMGR_OWN_PARAMS: ReadonlySet<string> = new Set([
   "tlsmgr_ticket_key_database", "tlsmgr_attr_name_limit", "tlsmgr_attr_value_limit", "tlsmgr_attr_count_limit",
+  "tlsmgr_server_announcement",
 ]);
 
-// tls_log_mask() words, as the lowest level that includes them: "cache" is
-// level 2's TLS_LOG_CACHE (the only part of the mask tlsmgr's logging uses).
-const TLS_LOG_WORDS: Readonly<Record<string, number>> = {
-  none: 0, routine: 1, debug: 2, "ssl-expert": 3, "ssl-developer": 4, cache: 2,
-  summary: 0, untrusted: 0, peercert: 0, certmatch: 0, verbose: 0, dane: 0, "ssl-debug": 0,
-  "ssl-handshake-packet-dump": 0, "ssl-session-packet-dump": 0,
-};
-
-/** tlsLogLevel - a *_tls_loglevel value ("0".."9", names, lists) as a number; unknown words are fatal. */
-export function tlsLogLevel(where: string, name: string, value: string): number {
-  let level = 0;
-  for (const word of value.split(/[\s,]+/).filter((w) => w !== "")) {
-    const lc = word.toLowerCase();
-    const n = /^[0-9]$/.test(lc) ? Number(lc) : TLS_LOG_WORDS[lc];
-    if (n === undefined) msgFatal(`${where}: unknown ${name} value "${word}" in "${value}"`);
-    level = Math.max(level, n);
-  }
-  return level;
-}
+/** Postfix parameters that Postfix 3.7 does not know, and the release that added each. */
+export const TLSMGR_NEWER_POSTFIX_PARAMS: ReadonlyMap<string, string> = new Map([["default_cache_db_type", "3.11"]]);
 
 /** convert - a parameter's expanded value checked and converted as Postfix's get_mail_conf_*(). */
 function convert(where: string, p: ParamSpec, value: string): string | number {
   switch (p.kind) {
-    case "tls_log":
-      return tlsLogLevel(where, p.name, value);
     case "str":
       if (p.min && value.length < p.min)
         msgFatal(`${where}: bad string length ${value.length} < ${p.min}: ${p.name} = ${value}`);
@@ -199,8 +186,8 @@ export interface ScacheConfig {
   database: string;
   /** *_tls_session_cache_timeout, seconds, as main.cf gave it (not sanitised) */
   timeout: number;
-  /** *_tls_loglevel as a level (tlsLogLevel) */
-  loglevel: number;
+  /** *_tls_loglevel as written; read by tls_log_mask where it is used (config/tls-log-mask.ts) */
+  loglevel: string;
   /** the names of the three parameters, for diagnostics */
   param: { readonly database: string; readonly timeout: string; readonly loglevel: string };
 }

@@ -60,6 +60,14 @@ export interface MultiServerService {
   listen(target: ListenTarget, served: () => void): Promise<ServiceListener>;
 }
 
+/** Where builtinDefaults looks: the configuration about to be read. */
+export interface BuiltinsQuery {
+  configDir: string;
+  overrides: string[];
+  /** --home mode: no Postfix to ask */
+  embedded: boolean;
+}
+
 /** What the hooks are given. */
 export interface MultiServerContext {
   readonly args: DaemonArgs;
@@ -77,6 +85,11 @@ export interface MultiServerHooks<S extends MultiServerService> {
   solitary?: boolean;
   /** main.cf defaults of the service in the `--home DIR` mode (besides the directories and mail_owner). */
   embeddedDefaults?: Record<string, string>;
+  /**
+   * Built-in parameter values of the installed release (config/postfix-release.ts),
+   * asked before main.cf is read; they are defaults there (below --home defaults).
+   */
+  builtinDefaults?(where: BuiltinsQuery): Promise<Record<string, string>>;
   /** What beforeExit does, for the line logged when master goes away (default "exiting"). */
   exitNote?: string;
   preInit(ctx: MultiServerContext): Promise<S>;
@@ -144,9 +157,13 @@ function dropPrivilegesAsAsked(args: DaemonArgs, cfg: TlsmgrConfig, owner: Passw
 }
 
 /** loadDaemonConfig - main.cf from the config directory, or the --home DIR mode's. */
-function loadDaemonConfig(args: DaemonArgs, serviceDefaults: Record<string, string> | undefined): TlsmgrConfig {
+function loadDaemonConfig(
+  args: DaemonArgs,
+  serviceDefaults: Record<string, string> | undefined,
+  builtins: Record<string, string>,
+): TlsmgrConfig {
   const overrides = [...args.overrides, `service_name=${args.serviceName}`];
-  if (args.home === undefined) return loadConfig({ configDir: args.configDir, overrides });
+  if (args.home === undefined) return loadConfig({ configDir: args.configDir, overrides, defaults: builtins });
   const home = resolve(args.home);
   const data = join(home, "data");
   try {
@@ -154,7 +171,9 @@ function loadDaemonConfig(args: DaemonArgs, serviceDefaults: Record<string, stri
   } catch (err) {
     msgFatal(`create directory ${data}: ${errorText(err)}`);
   }
-  return loadConfig({ configDir: home, overrides, defaults: embeddedDefaults(home, serviceDefaults), allowMissingMainCf: true });
+  return loadConfig({ configDir: home, overrides, defaults: { ...builtins, ...embeddedDefaults(home, serviceDefaults) },
+    allowMissingMainCf: true,
+  });
 }
 
 /** start - everything up to serving; what it opens is on `closers`. */
@@ -165,7 +184,14 @@ async function start<S extends MultiServerService>(
 ): Promise<void> {
   // -i and -m are accepted as master passes them; like Postfix's tlsmgr, a
   // solitary service never exits for idleness or use count. -n names the service.
-  const cfg = loadDaemonConfig(args, hooks.embeddedDefaults);
+  const builtins = hooks.builtinDefaults
+    ? await hooks.builtinDefaults({
+        configDir: args.home !== undefined ? resolve(args.home) : args.configDir,
+        overrides: args.overrides,
+        embedded: args.home !== undefined,
+      })
+    : {};
+  const cfg = loadDaemonConfig(args, hooks.embeddedDefaults, builtins);
   const myhostname = cfg.lookup("myhostname");
   setupLogging({
     underMaster: args.underMaster,

@@ -1,8 +1,8 @@
 /**
  * posix.ts - typed loader for the small POSIX addon (build/Release/posix.node).
  * Owns: finding and loading the addon once, when this module is imported, the
- *       typed API (flock, chroot, unix datagram socket), and reporting why it
- *       is absent.
+ *       typed API (flock, chroot, unix datagram socket, the C layout of
+ *       TLS_TICKET_KEY), and reporting why it is absent.
  * Not here: the C code (native/posix.c), building it (scripts/build-native.mjs),
  *       policy about locking or logging (prng/exchange.ts, log/ sinks).
  * See also: binding.gyp, postfix/src/util/myflock.c
@@ -39,6 +39,15 @@ interface PosixAddon {
   unixDgramSocket(): number;
   unixDgramSend(fd: number, path: string, data: Buffer): void;
   closeFd(fd: number): void;
+  /** absent from addons built before it was added */
+  ticketKeyLayout?(): NativeTicketKeyLayout;
+}
+
+/** sizeof(TLS_TICKET_KEY), sizeof(time_t) and offsetof(tout), as the C compiler here lays them out. */
+export interface NativeTicketKeyLayout {
+  size: number;
+  timeSize: number;
+  toutOffset: number;
 }
 
 const FLOCK_OPS: Record<FlockOp, number> = { un: 0, sh: 1, ex: 2 };
@@ -140,4 +149,9 @@ export function unixDgramSend(fd: number, socketPath: string, data: Buffer): voi
 /** closeFd - close(2) a descriptor made by unixDgramSocket */
 export function closeFd(fd: number): void {
   need().closeFd(fd);
+}
+
+/** nativeTicketKeyLayout - the C layout of TLS_TICKET_KEY, or undefined without the addon (or an old build of it) */
+export function nativeTicketKeyLayout(): NativeTicketKeyLayout | undefined {
+  return loadAddon()?.ticketKeyLayout?.();
 }

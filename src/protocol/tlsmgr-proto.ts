@@ -1,7 +1,7 @@
 /**
  * tlsmgr-proto.ts - the tlsmgr wire names and status codes.
  * Owns: request names, attribute names, status integers, the trigger byte,
- *       the ticket key record layout. Postfix's names, in Postfix's spelling.
+ *       the ticket key record's fixed fields. Postfix's names, in Postfix's spelling.
  * Not here: the encoding (protocol/attr0.ts), request semantics (server/handlers.ts).
  * See also: postfix/src/tls/tls_mgr.h, postfix/src/tls/tls.h (TLS_TICKET_*)
  */
@@ -45,8 +45,10 @@ export function isCacheType(s: string): s is CacheType {
   return s === "smtpd" || s === "smtp" || s === "lmtp";
 }
 
-/** RFC 5077 ticket key record (TLS_TICKET_KEY), 88 bytes on LP64. */
+/**
+ * RFC 5077 ticket key record (TLS_TICKET_KEY): these three fields, then a
+ * native time_t; its size is the platform's (tickets/key-record-layout.ts).
+ */
 export const TLS_TICKET_NAMELEN = 16;
 export const TLS_TICKET_KEYLEN = 32;
 export const TLS_TICKET_MACLEN = 32;
-export const TLS_TICKET_KEY_RECORD_LEN = TLS_TICKET_NAMELEN + TLS_TICKET_KEYLEN + TLS_TICKET_MACLEN + 8;

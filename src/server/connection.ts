@@ -1,5 +1,5 @@
 /**
- * connection.ts - one client connection: announce, read, serve in order, reply.
+ * connection.ts - one client connection: announce (unless told not to), read, serve in order, reply.
  * Owns: the per-connection decoder, the in-order queue of pipelined
  *       requests (one served at a time, replies written in request order),
  *       back-pressure (reading pauses while replies wait to drain or too many
@@ -22,6 +22,8 @@ export interface ConnectionOptions {
   afterRequest?: () => void;
   /** Seconds a started request may take to arrive whole (ipc_timeout). */
   ipcTimeout: number;
+  /** Send "protocol = tlsmgr_protocol" first (default); false for Postfix 3.5 clients (config/postfix-release.ts). */
+  announce?: boolean;
 }
 
 /** Bytes a connection may hold unread before it stops reading from the socket. */
@@ -36,7 +38,7 @@ export function serveConnection(socket: Duplex, peer: string, state: TlsmgrState
   let busy = false;
   let closing = false;
 
-  socket.write(SERVER_ANNOUNCEMENT, "latin1");
+  if (opts.announce !== false) socket.write(SERVER_ANNOUNCEMENT, "latin1");
 
   const close = () => {
     closing = true;

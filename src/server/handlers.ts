@@ -222,13 +222,15 @@ function handleTktkey(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Rep
   if (scan.warning !== undefined) msgWarn(scan.warning);
   if (!scan.ok) return tktkeyReply(TLS_MGR_STAT_FAIL, EMPTY);
   const keyname = scan.values[0] as Buffer;
-  // As Postfix: on failure the reply's keybuf is what the request's keyname was.
+  // As Postfix 3.5-3.11 (tlsmgr.c): a name of a bad length, and tickets off,
+  // get an empty keybuf; a name not found is echoed back (3.12 snapshots also
+  // echo a bad-length name). Clients read keybuf only with status 0.
   if (keyname.length !== 0 && keyname.length !== TLS_TICKET_NAMELEN) {
     msgWarn(`invalid session ticket key name length: ${keyname.length}`);
-    return tktkeyReply(TLS_MGR_STAT_FAIL, keyname);
+    return tktkeyReply(TLS_MGR_STAT_FAIL, EMPTY);
   }
   const timeout = state.caches.timeout("smtpd");
-  if (timeout <= 0) return tktkeyReply(TLS_MGR_STAT_ERR, keyname);
+  if (timeout <= 0) return tktkeyReply(TLS_MGR_STAT_ERR, EMPTY);
   const answer = (key: Awaited<ReturnType<TicketKeySource["tktkey"]>>) =>
     key === undefined ? tktkeyReply(TLS_MGR_STAT_ERR, keyname) : tktkeyReply(TLS_MGR_STAT_OK, ticketKeyRecord(key));
   let found;

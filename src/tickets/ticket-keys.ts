@@ -2,7 +2,8 @@
  * ticket-keys.ts - RFC 5077 session-ticket keys for smtpd, kept in memory
  *                  as Postfix's tlsmgr keeps them.
  * Owns: the key record (TLS_TICKET_KEY: name, AES key, HMAC key, tout), its
- *       88-byte wire form, and the lifetime rules: with T the smtpd session
+ *       wire form (88 bytes on 64-bit Linux, sized by tickets/key-record-layout.ts),
+ *       and the lifetime rules: with T the smtpd session
  *       cache timeout, a new key encrypts until tout = now + T/2 - 1 and
  *       decrypts until tout + T/2; only the current and previous key are kept.
  * Not here: the shared and persistent key stores, which implement
@@ -13,12 +14,8 @@
  */
 
 import { randomBytes } from "node:crypto";
-import {
-  TLS_TICKET_KEYLEN,
-  TLS_TICKET_KEY_RECORD_LEN,
-  TLS_TICKET_MACLEN,
-  TLS_TICKET_NAMELEN,
-} from "../protocol/tlsmgr-proto.js";
+import { TLS_TICKET_KEYLEN, TLS_TICKET_MACLEN, TLS_TICKET_NAMELEN } from "../protocol/tlsmgr-proto.js";
+import { ticketKeyLayout, type TicketKeyLayout } from "./key-record-layout.js";
 import type { Clock } from "../util/clock.js";
 import { systemClock } from "../util/clock.js";
 
@@ -41,27 +38,39 @@ export interface TicketKeySource {
   close(): Promise<void>;
 }
 
-/** ticketKeyRecord - the 88-byte record smtpd expects: name, bits, hmac, native-endian int64 tout. */
-export function ticketKeyRecord(key: TicketKey): Buffer {
-  const out = Buffer.allocUnsafe(TLS_TICKET_KEY_RECORD_LEN);
+/**
+ * ticketKeyRecord - the record smtpd expects: name, bits, hmac, then tout as a
+ * native-endian time_t at the layout's offset (zero padding, if any, after it).
+ */
+export function ticketKeyRecord(key: TicketKey, layout: TicketKeyLayout = ticketKeyLayout()): Buffer {
+  const out = Buffer.alloc(layout.size);
   key.name.copy(out, 0);
   key.bits.copy(out, TLS_TICKET_NAMELEN);
   key.hmac.copy(out, TLS_TICKET_NAMELEN + TLS_TICKET_KEYLEN);
-  const at = TLS_TICKET_NAMELEN + TLS_TICKET_KEYLEN + TLS_TICKET_MACLEN;
-  if (NATIVE_LE) out.writeBigInt64LE(BigInt(key.tout), at);
-  else out.writeBigInt64BE(BigInt(key.tout), at);
+  const at = layout.toutOffset;
+  if (layout.timeSize === 8) {
+    if (NATIVE_LE) out.writeBigInt64LE(BigInt(key.tout), at);
+    else out.writeBigInt64BE(BigInt(key.tout), at);
+  } else if (NATIVE_LE) {
+    out.writeInt32LE(key.tout, at);
+  } else {
+    out.writeInt32BE(key.tout, at);
+  }
   return out;
 }
 
 /** parseTicketKeyRecord - the inverse of ticketKeyRecord (tests, stores). */
-export function parseTicketKeyRecord(rec: Buffer): TicketKey {
-  if (rec.length !== TLS_TICKET_KEY_RECORD_LEN) throw new RangeError(`ticket key record length ${rec.length}`);
-  const at = TLS_TICKET_NAMELEN + TLS_TICKET_KEYLEN + TLS_TICKET_MACLEN;
+export function parseTicketKeyRecord(rec: Buffer, layout: TicketKeyLayout = ticketKeyLayout()): TicketKey {
+  if (rec.length !== layout.size) throw new RangeError(`ticket key record length ${rec.length}`);
+  const at = layout.toutOffset;
+  const tout = layout.timeSize === 8
+    ? Number(NATIVE_LE ? rec.readBigInt64LE(at) : rec.readBigInt64BE(at))
+    : NATIVE_LE ? rec.readInt32LE(at) : rec.readInt32BE(at);
   return {
     name: Buffer.from(rec.subarray(0, TLS_TICKET_NAMELEN)),
     bits: Buffer.from(rec.subarray(TLS_TICKET_NAMELEN, TLS_TICKET_NAMELEN + TLS_TICKET_KEYLEN)),
-    hmac: Buffer.from(rec.subarray(TLS_TICKET_NAMELEN + TLS_TICKET_KEYLEN, at)),
-    tout: Number(NATIVE_LE ? rec.readBigInt64LE(at) : rec.readBigInt64BE(at)),
+    hmac: Buffer.from(rec.subarray(TLS_TICKET_NAMELEN + TLS_TICKET_KEYLEN, TLS_TICKET_NAMELEN + TLS_TICKET_KEYLEN + TLS_TICKET_MACLEN)),
+    tout,
   };
 }
 

@@ -2,7 +2,8 @@
  * daemon.ts - start the built tlsmgr-ts daemon as a separate process for tests,
  *             and a minimal independent attr0 client to question any tlsmgr.
  * Owns: spawning `node dist/src/main.js ...` (process.execPath, never PATH),
- *       waiting for the socket and the server announcement, stderr capture,
+ *       waiting for the socket and the server announcement (or, for a daemon
+ *       that must not announce, the reply a 3.5 client gets), stderr capture,
  *       SIGTERM stop; tlsmgrRequest(), a deliberately separate tiny attr0
  *       writer/reader so that tests do not share the daemon's own codec.
  * Not here: the daemon (src/main.ts); the client library (src/client/*);
@@ -39,6 +40,8 @@ export interface StartDaemonOptions {
   env?: NodeJS.ProcessEnv;
   /** How long to wait for the announcement; default 20 s. */
   readyTimeoutMs?: number;
+  /** false: the daemon is to send no announcement (Postfix 3.5 mode); ready = a seed request answered. */
+  announces?: boolean;
 }
 
 export interface RunningDaemon {
@@ -74,8 +77,14 @@ function socketFromConfig(configDir: string): string {
   return join(queueDir, "private", service);
 }
 
+/** A 3.5 client's first request, and the start of its reply, for a daemon that does not announce. */
+const SEED_REQUEST = Buffer.from("request\0seed\0size\x001\0\0", "latin1");
+const SEED_REPLY_START = Buffer.from("status\x000\0seed\0", "latin1");
+
 // readAnnouncement - connect once; resolve true when the full announcement arrived
-function readAnnouncement(path: string, timeoutMs: number): Promise<boolean> {
+// (announces false: when the first thing that arrives is the reply to a seed request sent at once)
+function readAnnouncement(path: string, timeoutMs: number, announces = true): Promise<boolean> {
+  const expect = announces ? TLSMGR_ANNOUNCEMENT : SEED_REPLY_START;
   return new Promise((resolve) => {
     const sock = connect(path);
     let got = Buffer.alloc(0);
@@ -86,9 +95,10 @@ function readAnnouncement(path: string, timeoutMs: number): Promise<boolean> {
     };
     const timer = setTimeout(() => done(false), timeoutMs);
     sock.on("error", () => done(false));
+    if (!announces) sock.on("connect", () => sock.write(SEED_REQUEST));
     sock.on("data", (d: Buffer) => {
       got = Buffer.concat([got, d]);
-      if (got.length >= TLSMGR_ANNOUNCEMENT.length) done(got.subarray(0, TLSMGR_ANNOUNCEMENT.length).equals(TLSMGR_ANNOUNCEMENT));
+      if (got.length >= expect.length) done(got.subarray(0, expect.length).equals(expect));
     });
     sock.on("end", () => done(false));
   });
@@ -139,7 +149,7 @@ export async function startDaemon(opts: StartDaemonOptions = {}): Promise<Runnin
     if (proc.exitCode !== null || proc.signalCode !== null) {
       throw new Error(`tlsmgr daemon exited (${proc.exitCode ?? proc.signalCode}) before answering on ${socket}; stderr:\n${err}`);
     }
-    if (await readAnnouncement(socket, 2_000)) break;
+    if (await readAnnouncement(socket, 2_000, opts.announces ?? true)) break;
     if (Date.now() > deadline) {
       await stop();
       throw new Error(`tlsmgr daemon did not announce itself on ${socket}; stderr:\n${err}`);
@@ -173,15 +183,21 @@ function splitAttr0(buf: Buffer): { attrs: Attr[]; used: number } | undefined {
   }
 }
 
+/** How a client speaks: "3.6" waits for the announcement (Postfix 3.6 and later), "3.5" writes at once. */
+export type ClientProtocol = "3.6" | "3.5";
+
 /**
  * tlsmgrRequest - one request on a fresh connection to a tlsmgr socket (ours
  * or Postfix's): check the announcement, send attrs, resolve to the reply list.
+ * As a 3.5 client: send attrs at once and take the first list as the reply.
  */
-export function tlsmgrRequest(socketPath: string, attrs: Attr[], timeoutMs = 10_000): Promise<Map<string, string>> {
+export function tlsmgrRequest(socketPath: string, attrs: Attr[], timeoutMs = 10_000, client: ClientProtocol = "3.6"):
+  Promise<Map<string, string>> {
   return new Promise((resolve, reject) => {
     const sock: Socket = connect(socketPath);
     let buf = Buffer.alloc(0);
-    let announced = false;
+    let announced = client === "3.5";
+    if (announced) sock.on("connect", () => sock.write(encodeAttr0(attrs)));
     const timer = setTimeout(() => fail(new Error(`no reply from ${socketPath} within ${timeoutMs} ms`)), timeoutMs);
     function fail(e: Error): void {
       clearTimeout(timer);
@@ -222,15 +238,16 @@ export function tlsmgrStatus(reply: Map<string, string>): number {
 }
 
 /** tlsmgrLookup - lookup CACHE_TYPE CACHE_ID; the status and the session bytes. */
-export async function tlsmgrLookup(socketPath: string, cacheType: string, cacheId: string):
+export async function tlsmgrLookup(socketPath: string, cacheType: string, cacheId: string, client: ClientProtocol = "3.6"):
   Promise<{ status: number; session: Buffer }> {
-  const r = await tlsmgrRequest(socketPath, [["request", "lookup"], ["cache_type", cacheType], ["cache_id", cacheId]]);
+  const r = await tlsmgrRequest(socketPath, [["request", "lookup"], ["cache_type", cacheType], ["cache_id", cacheId]],
+    10_000, client);
   return { status: tlsmgrStatus(r), session: Buffer.from(r.get("session") ?? "", "base64") };
 }
 
 /** tlsmgrTktkey - tktkey with the given 16-byte name (or empty: the current key). */
-export async function tlsmgrTktkey(socketPath: string, keyName: Buffer = Buffer.alloc(0)):
+export async function tlsmgrTktkey(socketPath: string, keyName: Buffer = Buffer.alloc(0), client: ClientProtocol = "3.6"):
   Promise<{ status: number; keybuf: Buffer }> {
-  const r = await tlsmgrRequest(socketPath, [["request", "tktkey"], ["keyname", keyName.toString("base64")]]);
+  const r = await tlsmgrRequest(socketPath, [["request", "tktkey"], ["keyname", keyName.toString("base64")]], 10_000, client);
   return { status: tlsmgrStatus(r), keybuf: Buffer.from(r.get("keybuf") ?? "", "base64") };
 }

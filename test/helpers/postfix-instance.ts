@@ -1,14 +1,17 @@
 /**
- * postfix-instance.ts - a private Debian Postfix instance in a temporary
- *                       directory, for tests against the real tlsmgr clients.
+ * postfix-instance.ts - a private Postfix instance in a temporary directory,
+ *                       for tests against the real tlsmgr clients: Debian's
+ *                       installed Postfix, or a release built from source
+ *                       (a release root, postfix-releases.ts).
  * Owns: the instance layout (config, queue and data directories, maillog),
  *       main.cf and master.cf generation (chroot off, smtpd on two free
  *       loopback ports, the second one discarding), start/stop/reload,
  *       sendmail, maillog polling, and the openssl s_client resumption probe
  *       (opensslResumes, over openssl-probe.ts opensslHandshake).
  * Not here: starting our daemon (test/helpers/daemon.ts); installing Postfix
- *           (scripts/ensure-system-deps.sh); when a missing Postfix is a skip
- *           (test/helpers/skip.ts); free ports (test/helpers/free-port.ts).
+ *           (scripts/ensure-system-deps.sh); building releases (postfix-releases.ts);
+ *           when a missing Postfix is a skip (test/helpers/skip.ts); free ports
+ *           (test/helpers/free-port.ts).
  * See also: postfix(1) (-c), master(5), postconf(1), test/postfix/*.test.ts
  *
  * Everything lives under one mkdtemp directory that destroy() removes after
@@ -50,7 +53,19 @@ export interface PostfixInstance {
   logText(): Promise<string>;
   /** $queue_directory/private/tlsmgr */
   tlsmgrSocket: string;
+  /** PATH for this instance's commands (the release's usr/sbin first), e.g. for bin/tlsmgr-postfix. */
+  path: string;
+  /** The release root, or undefined for Debian's installed Postfix. */
+  releaseRoot?: string;
   destroy(): Promise<void>;
+}
+
+/** A Postfix built from source, installed under root (postfix-releases.ts). */
+export interface InstanceRelease {
+  /** Holds usr/sbin, usr/libexec/postfix and etc/postfix (a symbolic link is fine: swap it to upgrade). */
+  root: string;
+  /** compatibility_level for main.cf ("2" on 3.5; the release's major.minor on 3.6 and later). */
+  compatibilityLevel: string;
 }
 
 export interface PostfixInstanceOptions {
@@ -64,6 +79,8 @@ export interface PostfixInstanceOptions {
   tlsmgr: "postfix" | "none" | { command: string };
   /** Extra or overriding main.cf settings, applied last. */
   mainCf?: Record<string, string>;
+  /** A release built from source instead of Debian's installed Postfix. */
+  release?: InstanceRelease;
 }
 
 const POSTFIX_BINARIES = ["postfix", "postconf", "sendmail", "openssl"];
@@ -110,12 +127,19 @@ export function requirePostfix(): void {
   );
 }
 
-// run - execFile with a clean PATH; rejects with the command, status and output
-function run(file: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}):
+// instancePath - PATH for an instance's commands: the release's usr/sbin first, then the system's
+function instancePath(releaseRoot: string | undefined): string {
+  const sbin = releaseRoot === undefined ? SBIN_PATH : `${join(releaseRoot, "usr", "sbin")}:${SBIN_PATH}`;
+  return `${sbin}:${process.env["PATH"] ?? ""}`;
+}
+
+// run - execFile with a clean PATH (opts.path: an instance's); rejects with the command, status and output
+function run(file: string, args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; path?: string } = {}):
   Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = execFile(file, args, {
-      env: { ...process.env, PATH: `${SBIN_PATH}:${process.env["PATH"] ?? ""}`, ...opts.env },
+      env: { ...process.env, PATH: opts.path ?? instancePath(undefined), ...opts.env },
       timeout: opts.timeoutMs ?? 60_000,
       maxBuffer: 16 * 1024 * 1024,
     }, (err, stdout, stderr) => {
@@ -173,11 +197,26 @@ function rewriteMasterCf(text: string, port: number, port2: number): string {
   return out.join("\n");
 }
 
+// releaseMainCf - where a release built from source lives (shared/postfix-src/README.md)
+function releaseMainCf(root: string): Record<string, string> {
+  return {
+    daemon_directory: join(root, "usr", "libexec", "postfix"),
+    command_directory: join(root, "usr", "sbin"),
+    meta_directory: join(root, "etc", "postfix"),
+    shlib_directory: "no",
+    sendmail_path: join(root, "usr", "sbin", "sendmail"),
+    newaliases_path: join(root, "usr", "bin", "newaliases"),
+    mailq_path: join(root, "usr", "bin", "mailq"),
+    manpage_directory: join(root, "usr", "share", "man"),
+  };
+}
+
 // mainCfText - the essentials of a private instance, then the caller's settings
 function mainCfText(p: { dir: string; queueDir: string; dataDir: string; maillog: string; host: string;
-  cert: string; key: string; port2: number; extra: Record<string, string> }): string {
+  cert: string; key: string; port2: number; extra: Record<string, string>; release?: InstanceRelease }): string {
   const settings: Record<string, string> = {
-    compatibility_level: "3.6",
+    compatibility_level: p.release?.compatibilityLevel ?? "3.6",
+    ...(p.release !== undefined ? releaseMainCf(p.release.root) : {}),
     queue_directory: p.queueDir,
     data_directory: p.dataDir,
     mail_owner: MAIL_OWNER,
@@ -209,7 +248,7 @@ function mainCfText(p: { dir: string; queueDir: string; dataDir: string; maillog
   return Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join("\n") + "\n";
 }
 
-const live = new Set<{ configDir: string; queueDir: string; dir: string }>();
+const live = new Set<{ configDir: string; queueDir: string; dir: string; path: string }>();
 
 // installExitHook - stop and remove instances a test left behind
 const installExitHook = exitHook(() => {
@@ -217,8 +256,7 @@ const installExitHook = exitHook(() => {
     const pid = masterPid(inst.queueDir);
     if (pid !== undefined && pidAlive(pid)) {
       try {
-        execFileSync("postfix", ["-c", inst.configDir, "abort"],
-          { stdio: "ignore", env: { ...process.env, PATH: `${SBIN_PATH}:${process.env["PATH"] ?? ""}` } });
+        execFileSync("postfix", ["-c", inst.configDir, "abort"], { stdio: "ignore", env: { ...process.env, PATH: inst.path } });
       } catch {
         try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
       }
@@ -240,7 +278,9 @@ export async function createPostfixInstance(opts: PostfixInstanceOptions): Promi
   const queueDir = join(dir, "spool");
   const dataDir = join(dir, "data");
   const maillog = join(dir, "maillog");
-  const tracked = { configDir, queueDir, dir };
+  const releaseRoot = opts.release?.root;
+  const path = instancePath(releaseRoot);
+  const tracked = { configDir, queueDir, dir, path };
   live.add(tracked);
   installExitHook();
 
@@ -265,14 +305,16 @@ export async function createPostfixInstance(opts: PostfixInstanceOptions): Promi
     const host = `mx-${dir.slice(-6).toLowerCase().replace(/[^a-z0-9]/g, "x")}.test`;
     await writeFile(join(configDir, "main.cf"), mainCfText({
       dir, queueDir, dataDir, maillog, host, cert, key, port2: smtpdPort2, extra: opts.mainCf ?? {},
+      ...(opts.release !== undefined ? { release: opts.release } : {}),
     }));
-    const masterSrc = MASTER_CF_SOURCES.find((f) => existsSync(f));
+    const masterSrc = releaseRoot !== undefined ? join(releaseRoot, "etc", "postfix", "master.cf")
+      : MASTER_CF_SOURCES.find((f) => existsSync(f));
     if (masterSrc === undefined) throw new Error("no master.cf to copy (postfix not installed?)");
     await writeFile(join(configDir, "master.cf"),
       rewriteMasterCf(await readFile(masterSrc, "utf8"), smtpdPort, smtpdPort2));
 
     const postconf = async (...args: string[]): Promise<string> =>
-      (await run("postconf", ["-c", configDir, ...args])).stdout;
+      (await run("postconf", ["-c", configDir, ...args], { path })).stdout;
 
     if (opts.tlsmgr === "none") {
       await postconf("-MX", "tlsmgr/unix");
@@ -284,16 +326,18 @@ export async function createPostfixInstance(opts: PostfixInstanceOptions): Promi
     const inst: PostfixInstance = {
       dir, configDir, queueDir, dataDir, maillog, smtpdPort, smtpdPort2,
       tlsmgrSocket: join(queueDir, "private", "tlsmgr"),
+      path,
+      ...(releaseRoot !== undefined ? { releaseRoot } : {}),
       postconf,
 
       async start() {
         try {
-          await run("postfix", ["-c", configDir, "start"]);
+          await run("postfix", ["-c", configDir, "start"], { path });
         } catch (e) {
           // postfix reports fatal errors to syslog or a tty only: ask again under script(1)
           let why = "";
           try {
-            why = (await run("script", ["-qc", `postfix -c ${configDir} check`, "/dev/null"])).stdout;
+            why = (await run("script", ["-qc", `postfix -c ${configDir} check`, "/dev/null"], { path })).stdout;
           } catch (e2) {
             why = (e2 as Error).message;
           }
@@ -309,7 +353,7 @@ export async function createPostfixInstance(opts: PostfixInstanceOptions): Promi
         const pid = masterPid(queueDir);
         if (pid === undefined || !pidAlive(pid)) return;
         try {
-          await run("postfix", ["-c", configDir, "stop"]);
+          await run("postfix", ["-c", configDir, "stop"], { path });
         } catch {
           /* fall through to the wait and the kill */
         }
@@ -321,12 +365,12 @@ export async function createPostfixInstance(opts: PostfixInstanceOptions): Promi
       },
 
       async reload() {
-        await run("postfix", ["-c", configDir, "reload"]);
+        await run("postfix", ["-c", configDir, "reload"], { path });
       },
 
       async sendmail(to: string, body?: string) {
         const text = body ?? `Subject: tlsmgr-ts test\n\ntest message to ${to}\n`;
-        await run("sendmail", ["-C", configDir, "-f", `sender@${host}`, to], { input: text });
+        await run("sendmail", ["-C", configDir, "-f", `sender@${host}`, to], { input: text, path });
       },
 
       async logText() {

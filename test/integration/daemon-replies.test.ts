@@ -126,8 +126,9 @@ test("tktkey: current key, by name, unknown name, bad name length", async () => 
   const unknown = Buffer.alloc(16, 0xee);
   const miss = `status\x004294967295\0keybuf\0${b64(unknown)}\0\0`;
   assert.equal(await c.exchange(`request\0tktkey\0keyname\0${b64(unknown)}\0\0`, miss), miss, "name echoed");
+  // a bad length: -2 with an empty keybuf, as Postfix 3.5-3.11 (3.12 snapshots echo the name)
   const five = Buffer.from("abcde");
-  const bad = `status\x004294967294\0keybuf\0${b64(five)}\0\0`;
+  const bad = "status\x004294967294\0keybuf\0\0\0";
   assert.equal(await c.exchange(`request\0tktkey\0keyname\0${b64(five)}\0\0`, bad), bad);
   const badb64 = "status\x004294967294\0keybuf\0\0\0";
   assert.equal(await c.exchange(`request\0tktkey\0keyname\0!!!!\0\0`, badb64), badb64);

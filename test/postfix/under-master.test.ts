@@ -18,39 +18,31 @@
  *
  * Our daemon is the node process whose argv holds dist/src/main.js and whose
  * environment has MAIL_CONFIG = this instance's config directory (found by
- * reading /proc, as pgrep -f would, without needing procps): other test
- * files run their own daemons and instances at the same time.
+ * reading /proc through master-procs.ts, as pgrep -f would, without needing
+ * procps): other test files run their own daemons and instances at the same time.
  */
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, execFileSync } from "node:child_process";
-import { accessSync, constants, existsSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { accessSync, constants, existsSync, readFileSync, readlinkSync, realpathSync, statSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { setTimeout as sleep } from "node:timers/promises";
 import {
   createPostfixInstance, opensslResumes, postfixSkipReason, type PostfixInstance,
 } from "../helpers/postfix-instance.js";
 import { nativeAvailable } from "../../src/native/posix.js";
+import {
+  TLSMGR_POSTFIX, escapeRe, masterChildren, masterPid, pidAlive, procEnv, procPpid, procStatusIds, procs, tlsmgrPostfix,
+  waitFor,
+} from "../helpers/master-procs.js";
 
 const skip = postfixSkipReason();
 
 /** This file is dist/test/postfix/under-master.test.js. */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-const TLSMGR_POSTFIX = join(ROOT, "bin", "tlsmgr-postfix");
 const MAIN_JS = join(ROOT, "dist", "src", "main.js");
-const SBIN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
-
-// tlsmgrPostfix - bin/tlsmgr-postfix ARGS; its stdout, or a rejection with its stderr
-function tlsmgrPostfix(...args: string[]): Promise<string> {
-  return new Promise((res, rej) => {
-    execFile(TLSMGR_POSTFIX, args, { env: { ...process.env, PATH: `${process.env["PATH"] ?? ""}:${SBIN_PATH}` } },
-      (err, stdout, stderr) => (err ? rej(new Error(`${TLSMGR_POSTFIX} ${args.join(" ")}: ${err.message}\n${stderr}`))
-        : res(stdout)));
-  });
-}
 
 // idsOf - uid, gid and group list of a user
 function idsOf(user: string): { uid: number; gid: number; groups: number[] } {
@@ -85,96 +77,11 @@ function codeAccessNote(ids: { uid: number; groups: number[] }): string | undefi
       + "the daemon must have loaded all its code before dropping privileges";
 }
 
-// procStatusIds - the Uid: and Gid: lines of /proc/PID/status (real, effective, saved, fs)
-function procStatusIds(pid: number): { uid: number[]; gid: number[] } {
-  const text = readFileSync(`/proc/${pid}/status`, "utf8");
-  const field = (name: string): number[] =>
-    (new RegExp(`^${name}:\\s+(.*)$`, "m").exec(text)?.[1] ?? "").trim().split(/\s+/).map(Number);
-  return { uid: field("Uid"), gid: field("Gid") };
-}
-
-// procEnv - the environment of a process (empty when it is gone)
-function procEnv(pid: number): Map<string, string> {
-  const env = new Map<string, string>();
-  try {
-    for (const kv of readFileSync(`/proc/${pid}/environ`, "latin1").split("\0")) {
-      const eq = kv.indexOf("=");
-      if (eq > 0) env.set(kv.slice(0, eq), kv.slice(eq + 1));
-    }
-  } catch {
-    /* gone */
-  }
-  return env;
-}
-
-// procPpid - the parent pid of a process, or undefined when it is gone
-function procPpid(pid: number): number | undefined {
-  try {
-    const m = /^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-// procs - every process now: pid, parent, command name and argv (what pgrep reads, without procps)
-function procs(): Array<{ pid: number; ppid: number; comm: string; argv: string[] }> {
-  const out: Array<{ pid: number; ppid: number; comm: string; argv: string[] }> = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const argv = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0").filter((a) => a !== "");
-      const comm = readFileSync(`/proc/${name}/comm`, "utf8").trim();
-      const ppid = procPpid(Number(name));
-      if (ppid !== undefined) out.push({ pid: Number(name), ppid, comm, argv });
-    } catch {
-      /* gone meanwhile */
-    }
-  }
-  return out;
-}
-
 // ourDaemons - node processes running dist/src/main.js for this instance (MAIL_CONFIG)
 function ourDaemons(pf: PostfixInstance): number[] {
   return procs().filter((p) => p.argv.some((a) => a.endsWith("/dist/src/main.js")))
     .map((p) => p.pid)
     .filter((pid) => procEnv(pid).get("MAIL_CONFIG") === pf.configDir);
-}
-
-// masterPid - master(8) of this instance
-function masterPid(pf: PostfixInstance): number {
-  return Number(readFileSync(join(pf.queueDir, "pid", "master.pid"), "utf8").trim());
-}
-
-// masterChildren - master's children named comm (smtpd, tlsmgr, ...)
-function masterChildren(pf: PostfixInstance, comm: string): number[] {
-  const master = masterPid(pf);
-  return procs().filter((p) => p.ppid === master && p.comm === comm).map((p) => p.pid);
-}
-
-// pidAlive - whether a process with this pid exists (and is not a zombie)
-function pidAlive(pid: number): boolean {
-  try {
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
-  } catch {
-    return false;
-  }
-}
-
-// waitFor - poll until fn returns a value other than undefined
-async function waitFor<T>(what: string, timeoutMs: number, fn: () => T | undefined | Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-// escapeRe - a string as a literal in a regular expression
-function escapeRe(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 test("our tlsmgr under Postfix's master(8): install, keys, smtp cache, reload, kill -9, -u, chroot, uninstall",
@@ -221,7 +128,7 @@ test("our tlsmgr under Postfix's master(8): install, keys, smtp cache, reload, k
     let pid = 0;
 
     await t.test("bin/tlsmgr-postfix install rewrites the tlsmgr line, keeping the other columns", async () => {
-      const out = await tlsmgrPostfix("install", pf.configDir);
+      const out = await tlsmgrPostfix(pf.path, "install", pf.configDir);
       assert.match(out, /tlsmgr\/unix now runs /);
       const line = (await pf.postconf("-M", "tlsmgr/unix")).trim();
       const f = line.split(/\s+/);
@@ -338,7 +245,7 @@ test("our tlsmgr under Postfix's master(8): install, keys, smtp cache, reload, k
     });
 
     await t.test("bin/tlsmgr-postfix uninstall gives the line back; Postfix's tlsmgr serves again", async () => {
-      const out = await tlsmgrPostfix("uninstall", pf.configDir);
+      const out = await tlsmgrPostfix(pf.path, "uninstall", pf.configDir);
       assert.match(out, /runs Postfix's tlsmgr again/);
       // our LMDB files are in a format Postfix's liblmdb refuses: uninstall removes them
       for (const cache of ["smtpd_scache", "smtp_scache"]) {

@@ -41,7 +41,6 @@ const CASES: BadCase[] = [
   { what: "integer of zero below its minimum", lines: ["tlsmgr_attr_value_limit = 0"], param: "tlsmgr_attr_value_limit" },
   { what: "negative count limit", lines: ["tlsmgr_attr_count_limit = -3"], param: "tlsmgr_attr_count_limit" },
   { what: "integer beyond C int", lines: ["tlsmgr_attr_name_limit = 2147483648"], param: "tlsmgr_attr_name_limit" },
-  { what: "unknown TLS log level word", lines: [CACHE, "smtpd_tls_loglevel = loud"], param: "smtpd_tls_loglevel" },
   { what: "empty mail_owner", lines: ["mail_owner ="], param: "mail_owner" },
   { what: "recursive $name expansion", lines: ["data_directory = ${data_directory}/x"], param: "data_directory" },
   { what: "unknown syslog facility", lines: ["syslog_facility = nonesuch"], param: "syslog_facility" },

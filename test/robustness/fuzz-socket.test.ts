@@ -185,7 +185,7 @@ function modelServe(attrs: Array<[string, Buffer]>): Check {
       const v = modelScan(attrs, [["keyname", "data"]]);
       if (!v) return failReply(request);
       const name = v[0] as Buffer;
-      if (name.length !== 0 && name.length !== 16) return exact([["status", FAIL], ["keybuf", name.toString("base64")]]);
+      if (name.length !== 0 && name.length !== 16) return exact([["status", FAIL], ["keybuf", ""]]);
       // Decided when the reply arrives: the first empty-name request creates the key.
       return (got) => {
         const current = model.ticket;

@@ -6,6 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { MemoryTicketKeys, parseTicketKeyRecord, ticketKeyRecord } from "../../src/tickets/ticket-keys.js";
+import { layoutForTimeSize } from "../../src/tickets/key-record-layout.js";
 import { manualClock } from "../../src/util/clock.js";
 
 const T = 3600;
@@ -52,19 +53,20 @@ test("odd timeouts halve as C integer division", () => {
   assert.equal(keys.tktkey(undefined, 121)!.tout, 100 + 60 - 1);
 });
 
-test("the 88-byte record: name, AES key, HMAC key, native-endian 64-bit tout", () => {
+test("the record with a 64-bit time_t: 88 bytes, name, AES key, HMAC key, native-endian 64-bit tout", () => {
   const key = {
     name: Buffer.alloc(16, 1),
     bits: Buffer.alloc(32, 2),
     hmac: Buffer.alloc(32, 3),
     tout: 0x1_2345_6789,
   };
-  const rec = ticketKeyRecord(key);
+  const layout = layoutForTimeSize(8, "arch");
+  const rec = ticketKeyRecord(key, layout);
   assert.equal(rec.length, 88);
   assert.deepEqual(rec.subarray(0, 16), key.name);
   assert.deepEqual(rec.subarray(16, 48), key.bits);
   assert.deepEqual(rec.subarray(48, 80), key.hmac);
   const le = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
   assert.equal(le ? rec.readBigInt64LE(80) : rec.readBigInt64BE(80), 0x1_2345_6789n);
-  assert.deepEqual(parseTicketKeyRecord(rec), key);
+  assert.deepEqual(parseTicketKeyRecord(rec, layout), key);
 });
