@@ -34,6 +34,8 @@ import { Duplex } from "node:stream";
 import type { TlsmgrListener } from "./server/listener.js";
 import type { TlsmgrState } from "./server/handlers.js";
 import { CACHE_TYPES } from "./protocol/tlsmgr-proto.js";
+import { DAEMON_HELP, infoOption } from "./cli/usage.js";
+import { setProcessTitle } from "./master/process-title.js";
 
 /** Bytes of each cache entry (time stamp and session start) that the sweep mixes into the PRNG pool. */
 const SWEEP_MIX_BYTES = 64;
@@ -167,7 +169,11 @@ async function start(args: DaemonArgs): Promise<void> {
     // bounded part of each keeps the sweep's cost per entry small.
     openCacheSet(cfg, { onSweepEntry: (_type, id, value) => pool.mixEntry(id, value.subarray(0, SWEEP_MIX_BYTES)) }),
   ));
-  run.tickets = await openTicketKeySource(cfg);
+  run.tickets = await openTicketKeySource({
+    tlsmgr_ticket_key_database: cfg.tlsmgr_ticket_key_database,
+    main_cf_path: cfg.main_cf_path,
+    ...(ownerIds ? { keyFileOwner: ownerIds } : {}),
+  });
   const state: TlsmgrState = {
     cache: (type) => caches.get(type),
     timeout: (type) => caches.timeout(type),
@@ -238,7 +244,10 @@ async function start(args: DaemonArgs): Promise<void> {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  if (infoOption("tlsmgr", argv, DAEMON_HELP)) return;
   setProcessName("tlsmgr");
+  // `tlsmgr -l -t unix -u -c` in ps, `tlsmgr` for pgrep -x and pidof, as Postfix's tlsmgr
+  setProcessTitle("tlsmgr", argv);
   try {
     const args = parseDaemonArgs(argv, process.env);
     setMsgVerbose(args.verbose);
