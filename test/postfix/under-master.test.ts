@@ -16,10 +16,14 @@
  * See also: test/helpers/postfix-instance.ts, src/tools/tlsmgr-postfix.ts,
  *           src/master/master-link.ts, src/master/privileges.ts
  *
- * Our daemon is the node process whose argv holds dist/src/main.js and whose
+ * Our daemon is the process whose executable is this Node.js and whose
  * environment has MAIL_CONFIG = this instance's config directory (found by
- * reading /proc, as pgrep -f would, without needing procps): other test
- * files run their own daemons and instances at the same time.
+ * reading /proc): other test files run their own daemons and instances at the
+ * same time. It calls itself tlsmgr (comm and command line, as Postfix's
+ * tlsmgr): pgrep -x, pidof and ps must find it under that name.
+ * main.cf sets two of this project's parameters (a ticket key file in
+ * data_directory, an attribute limit): `postfix check` must say nothing about
+ * them, nor about the key file's owner, before and after uninstall.
  */
 
 import { test } from "node:test";
@@ -41,6 +45,12 @@ const skip = postfixSkipReason();
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const TLSMGR_POSTFIX = join(ROOT, "bin", "tlsmgr-postfix");
 const MAIN_JS = join(ROOT, "dist", "src", "main.js");
+const NODE = realpathSync(process.execPath);
+/** What install adds to the tlsmgr line for this test's main.cf (see tools/main-cf-restore.ts). */
+const DECLARE = ["-o", "smtpd_restriction_classes=tlsmgr_ticket_key_database,tlsmgr_attr_count_limit"];
+/** Master's arguments for a solitary unprivileged unix service, then the line's own (master_ent.c). */
+const TITLE = ["tlsmgr", "-l", "-t", "unix", "-u", ...DECLARE].join(" ");
+const TITLE_CHROOT = ["tlsmgr", "-l", "-t", "unix", "-u", "-c", ...DECLARE].join(" ");
 const SBIN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
 
 // tlsmgrPostfix - bin/tlsmgr-postfix ARGS; its stdout, or a rejection with its stderr
@@ -134,11 +144,43 @@ function procs(): Array<{ pid: number; ppid: number; comm: string; argv: string[
   return out;
 }
 
-// ourDaemons - node processes running dist/src/main.js for this instance (MAIL_CONFIG)
+// procExe - the executable of a process (undefined when gone or not ours to read)
+function procExe(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return undefined;
+  }
+}
+
+// ourDaemons - Node.js processes of this instance (MAIL_CONFIG): our daemon, whatever it calls itself
 function ourDaemons(pf: PostfixInstance): number[] {
-  return procs().filter((p) => p.argv.some((a) => a.endsWith("/dist/src/main.js")))
+  return procs().filter((p) => procExe(p.pid) === NODE)
     .map((p) => p.pid)
     .filter((pid) => procEnv(pid).get("MAIL_CONFIG") === pf.configDir);
+}
+
+// cmdlineText - /proc/PID/cmdline as ps shows it: NULs as blanks, trailing ones dropped
+function cmdlineText(pid: number): string {
+  return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((a) => a !== "").join(" ");
+}
+
+// tool - a procps or sysvinit tool's stdout (empty when it finds nothing: exit status 1)
+function tool(file: string, args: string[]): Promise<string> {
+  return new Promise((res, rej) => {
+    execFile(file, args, { env: { ...process.env, PATH: `${process.env["PATH"] ?? ""}:${SBIN_PATH}` } }, (err, stdout, stderr) => {
+      if (err && (err as { code?: unknown }).code !== 1) rej(new Error(`${file} ${args.join(" ")}: ${err.message}\n${stderr}`));
+      else res(stdout);
+    });
+  });
+}
+
+// postfixCheck - `postfix -c DIR check`: everything it prints, stdout and stderr
+function postfixCheck(pf: PostfixInstance): Promise<string> {
+  return new Promise((res) => {
+    execFile("postfix", ["-c", pf.configDir, "check"], { env: { ...process.env, PATH: `${SBIN_PATH}:${process.env["PATH"] ?? ""}` } },
+      (err, stdout, stderr) => res(`${stdout}${stderr}${err ? `(exit: ${err.message})` : ""}`));
+  });
 }
 
 // masterPid - master(8) of this instance
@@ -186,7 +228,11 @@ test("our tlsmgr under Postfix's master(8): install, keys, smtp cache, reload, k
     if (accessNote !== undefined) t.diagnostic(accessNote);
     const why = accessNote === undefined ? "" : ` (note: ${accessNote})`;
 
-    const pf = await createPostfixInstance({ tlsmgr: "postfix" });
+    const pf = await createPostfixInstance({
+      tlsmgr: "postfix",
+      mainCf: { tlsmgr_ticket_key_database: "${data_directory}/tls-keys", tlsmgr_attr_count_limit: "16" },
+    });
+    const keyFile = join(pf.dataDir, "tls-keys");
     t.after(() => pf.destroy());
     const exchFile = join(pf.dataDir, "prng_exch");
     const originalLine = (await pf.postconf("-M", "tlsmgr/unix")).trim();
@@ -229,7 +275,8 @@ test("our tlsmgr under Postfix's master(8): install, keys, smtp cache, reload, k
       // master runs $daemon_directory/COMMAND: the command names bin/tlsmgr from there
       const daemonDir = (await pf.postconf("-h", "daemon_directory")).trim();
       assert.equal(realpathSync(join(daemonDir, f[7]!)), realpathSync(join(ROOT, "bin", "tlsmgr")));
-      assert.equal(f.length, 8, line);
+      // the parameters main.cf sets are declared to postconf on that line
+      assert.deepEqual(f.slice(8), DECLARE, line);
     });
 
     await pf.start();
@@ -238,12 +285,25 @@ test("our tlsmgr under Postfix's master(8): install, keys, smtp cache, reload, k
       assert.deepEqual(ourDaemons(pf), [], "no daemon before the first request");
       await crossResume();
       pid = await theDaemon("our daemon started by master");
-      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-      assert.ok(argv.some((a) => a.endsWith("/dist/src/main.js")), argv.join(" "));
-      // the generic options master gives a solitary unprivileged unix service
-      assert.deepEqual(argv.slice(argv.findIndex((a) => a.endsWith("/dist/src/main.js")) + 1).filter((a) => a !== ""),
-        ["-l", "-t", "unix", "-u"]);
       await pf.waitForLog(/other postfix\/smtpd\[\d+\]: .*Reusing old session \(RFC 5077 session ticket\)/, 10_000);
+    });
+
+    await t.test("it is called tlsmgr with master's arguments: ps, pgrep -x, pidof find it", async () => {
+      // the generic options master gives a solitary unprivileged unix service, as Postfix's tlsmgr shows them
+      await waitFor(`the process title (now "${cmdlineText(pid)}")`, 10_000, () => (cmdlineText(pid) === TITLE ? true : undefined));
+      assert.equal(readFileSync(`/proc/${pid}/comm`, "utf8"), "tlsmgr\n");
+      assert.equal((await tool("ps", ["-o", "comm=", "-p", String(pid)])).trim(), "tlsmgr");
+      assert.equal((await tool("ps", ["-o", "args=", "-p", String(pid)])).trim(), TITLE);
+      assert.deepEqual((await tool("pgrep", ["-x", "-P", String(masterPid(pf)), "tlsmgr"])).trim().split(/\s+/), [String(pid)]);
+      assert.ok((await tool("pidof", ["tlsmgr"])).trim().split(/\s+/).includes(String(pid)), "pidof tlsmgr");
+    });
+
+    await t.test("postfix check says nothing: parameters declared, the key file belongs to mail_owner", async () => {
+      await waitFor("the ticket key file", 10_000, () => (existsSync(keyFile) ? true : undefined));
+      const st = statSync(keyFile);
+      assert.equal(st.uid, postfixIds.uid, "key file owner");
+      assert.equal(st.mode & 0o777, 0o600, "key file mode");
+      assert.equal(await postfixCheck(pf), "");
     });
 
     await t.test("-u: it runs as the postfix user", () => {
@@ -321,8 +381,8 @@ test("our tlsmgr under Postfix's master(8): install, keys, smtp cache, reload, k
       }
       await crossResume();
       const next = await theDaemon("the chrooted daemon", pid);
-      const argv = readFileSync(`/proc/${next}/cmdline`, "utf8").split("\0").filter((a) => a !== "");
-      assert.deepEqual(argv.slice(-5), ["-l", "-t", "unix", "-u", "-c"]);
+      await waitFor(`the process title (now "${cmdlineText(next)}")`, 10_000, () => (cmdlineText(next) === TITLE_CHROOT ? true : undefined));
+      assert.equal(readFileSync(`/proc/${next}/comm`, "utf8"), "tlsmgr\n", "comm set before chroot");
       assert.equal(readlinkSync(`/proc/${next}/root`), realpathSync(pf.queueDir), "/proc/PID/root");
       assert.equal(procStatusIds(next).uid[1], postfixIds.uid, "effective uid");
       // it logs after chroot (public/postlog is inside the queue directory) and serves the caches
@@ -346,6 +406,13 @@ test("our tlsmgr under Postfix's master(8): install, keys, smtp cache, reload, k
         assert.ok(!existsSync(join(pf.dataDir, `${cache}.lmdb`)), `${cache}.lmdb removed`);
       }
       assert.equal((await pf.postconf("-M", "tlsmgr/unix")).trim(), originalLine);
+      // main.cf: this daemon's parameters commented out, its key file gone; postfix check still silent
+      const mainCf = await readFile(join(pf.configDir, "main.cf"), "utf8");
+      assert.match(mainCf, /^#tlsmgr_ticket_key_database = \$\{data_directory\}\/tls-keys$/m);
+      assert.match(mainCf, /^#tlsmgr_attr_count_limit = 16$/m);
+      assert.doesNotMatch(mainCf, /^tlsmgr_/m);
+      assert.ok(!existsSync(keyFile), "key file removed");
+      assert.equal(await postfixCheck(pf), "");
       await pf.reload();
       await waitFor("our daemons to be gone", 20_000, () => (ourDaemons(pf).some(pidAlive) ? undefined : true));
       await waitFor("old smtpd processes to exit", 20_000, () => (masterChildren(pf, "smtpd").length === 0 ? true : undefined));
