@@ -92,6 +92,7 @@ function targetArchs() {
   return archs;
 }
 
+/** main - build every target into prebuilds/, or exit 1 saying why */
 function main() {
   if (process.platform !== "linux") fail("prebuilds are made on linux");
   const gyp = findNodeGyp();
