@@ -16,7 +16,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const output = path.join(root, "build", "Release", "posix.node");
@@ -52,8 +52,8 @@ function upToDate() {
   return loads();
 }
 
-/** findNodeGyp - the node-gyp.js npm bundles, or one npm names in its environment */
-function findNodeGyp() {
+/** findNodeGyp - the node-gyp.js npm bundles (also used by scripts/prebuild.mjs), or one npm names in its environment */
+export function findNodeGyp() {
   const candidates = [];
   if (process.env.npm_config_node_gyp) candidates.push(process.env.npm_config_node_gyp);
   const npmBundled = (prefix) =>
@@ -70,7 +70,7 @@ function findNodeGyp() {
 }
 
 /** nodeDirArgs - point node-gyp at installed headers so it never downloads them */
-function nodeDirArgs() {
+export function nodeDirArgs() {
   if (process.env.npm_config_nodedir) return [];
   const prefix = path.resolve(path.dirname(process.execPath), "..");
   if (existsSync(path.join(prefix, "include", "node", "node_api.h"))) return [`--nodedir=${prefix}`];
@@ -121,9 +121,11 @@ function main() {
   info(`built ${path.relative(root, output)}`);
 }
 
-try {
-  main();
-} catch (err) {
-  warn(`unexpected error: ${err instanceof Error ? err.message : String(err)}; the POSIX addon is not built`);
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  try {
+    main();
+  } catch (err) {
+    warn(`unexpected error: ${err instanceof Error ? err.message : String(err)}; the POSIX addon is not built`);
+  }
+  process.exitCode = 0;
 }
-process.exitCode = 0;

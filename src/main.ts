@@ -28,6 +28,7 @@ import {
 } from "./master/multi-server.js";
 import { PrngPool } from "./prng/pool.js";
 import { CACHE_TYPES } from "./protocol/tlsmgr-proto.js";
+import { DAEMON_HELP, infoOption } from "./cli/usage.js";
 import { serveConnection, type ConnectionOptions } from "./server/connection.js";
 import type { TlsmgrState } from "./server/handlers.js";
 import { startListener } from "./server/listener.js";
@@ -92,7 +93,11 @@ async function tlsmgrPreInit(ctx: MultiServerContext): Promise<Tlsmgr> {
     }),
   );
   ctx.atClose(() => caches.close());
-  const tickets = await openTicketKeySource(cfg);
+  const tickets = await openTicketKeySource({
+    tlsmgr_ticket_key_database: cfg.tlsmgr_ticket_key_database,
+    main_cf_path: cfg.main_cf_path,
+    ...(ids ? { keyFileOwner: ids } : {}),
+  });
   ctx.atClose(() => tickets.close());
 
   const state: TlsmgrState = { caches, tickets, prng: pool };
@@ -142,7 +147,8 @@ async function tlsmgrBuiltins(where: BuiltinsQuery): Promise<Record<string, stri
   return release.builtins;
 }
 
-void multiServerMain(process.argv.slice(2), {
+const argv = process.argv.slice(2);
+if (!infoOption("tlsmgr", argv, DAEMON_HELP)) void multiServerMain(argv, {
   name: "tlsmgr",
   solitary: true,
   embeddedDefaults: EMBEDDED_CACHES,

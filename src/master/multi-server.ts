@@ -35,6 +35,7 @@ import { join, resolve } from "node:path";
 import { Duplex } from "node:stream";
 import { parseDaemonArgs, requireSolitary, type DaemonArgs } from "../cli/args.js";
 import { loadConfig, type TlsmgrConfig } from "../config/params.js";
+import { setProcessTitle } from "./process-title.js";
 import { errorText } from "../log/errors.js";
 import { FatalError, msgFatal, msgInfo, setMsgVerbose, setProcessName } from "../log/msg.js";
 import { setupLogging } from "../log/setup.js";
@@ -287,6 +288,8 @@ export async function multiServerMain<S extends MultiServerService>(
   hooks: MultiServerHooks<S>,
 ): Promise<void> {
   setProcessName(hooks.name);
+  // `tlsmgr -l -t unix -u -c` in ps, `tlsmgr` for pgrep -x and pidof, as Postfix's daemons show
+  setProcessTitle(hooks.name, argv);
   const closers: Closer[] = [];
   try {
     const args = parseDaemonArgs(argv, process.env, { underMaster: masterPresent(process.env) });

@@ -1,11 +1,17 @@
 /**
- * posix.ts - typed loader for the small POSIX addon (build/Release/posix.node).
+ * posix.ts - typed loader for the small POSIX addon (native/posix.c).
  * Owns: finding and loading the addon once, when this module is imported, the
  *       typed API (flock, chroot, unix datagram socket, the C layout of
  *       TLS_TICKET_KEY), and reporting why it is absent.
- * Not here: the C code (native/posix.c), building it (scripts/build-native.mjs),
- *       policy about locking or logging (prng/exchange.ts, log/ sinks).
- * See also: binding.gyp, postfix/src/util/myflock.c
+ * Not here: the C code (native/posix.c), building it (scripts/build-native.mjs,
+ *       scripts/prebuild.mjs), policy about locking or logging (prng/exchange.ts,
+ *       log/ sinks).
+ * See also: binding.gyp, scripts/install.mjs, postfix/src/util/myflock.c
+ *
+ * Where it is looked for, as node-gyp-build does: $TLSMGR_POSIX_ADDON when
+ * set; else build/Release/posix.node (a build from source on this host),
+ * then prebuilds/PLATFORM-ARCH/*.node (prebuilt by `npm pack`, for linux
+ * x64 and arm64, matched on libc).
  *
  * Every function throws when the addon is absent (code "ERR_NATIVE_UNAVAILABLE");
  * callers check nativeAvailable() first when they have a fallback. A failing
@@ -56,14 +62,11 @@ let addon: PosixAddon | undefined;
 let loadError = "";
 let loaded = false;
 
-/** addonCandidates - where the built addon may be, relative to src/ and dist/src/ */
-function addonCandidates(): string[] {
+/** projectRoot - the directory of package.json: ../.. from src/native, ../../.. from dist/src/native */
+function projectRoot(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
-  const fromEnv = process.env.TLSMGR_POSIX_ADDON;
-  const list = fromEnv ? [fromEnv] : [];
-  // src/native -> repo root is ../..; dist/src/native -> repo root is ../../..
-  for (const up of ["../..", "../../.."]) list.push(path.resolve(here, up, "build", "Release", "posix.node"));
-  return list;
+  const up = path.basename(path.dirname(path.dirname(here))) === "dist" ? "../../.." : "../..";
+  return path.resolve(here, up);
 }
 
 /** loadAddon - load once; remember why it failed */
@@ -71,23 +74,38 @@ function loadAddon(): PosixAddon | undefined {
   if (loaded) return addon;
   loaded = true;
   const require = createRequire(import.meta.url);
-  const tried: string[] = [];
-  for (const file of addonCandidates()) {
-    if (!existsSync(file)) {
-      tried.push(file);
-      continue;
+  const fromEnv = process.env.TLSMGR_POSIX_ADDON;
+  let file: string;
+  try {
+    if (fromEnv) {
+      if (!existsSync(fromEnv)) throw new Error(`TLSMGR_POSIX_ADDON=${fromEnv}: no such file`);
+      file = fromEnv;
+    } else {
+      // node-gyp-build's own search: build/Release, then prebuilds/ for this platform
+      const gypBuild = require("node-gyp-build") as { resolve(dir: string): string };
+      file = gypBuild.resolve(projectRoot());
     }
-    try {
-      addon = require(file) as PosixAddon;
-      return addon;
-    } catch (err) {
-      // A require() failure has no errno: its message is the text (no log/errors.ts here).
-      loadError = `cannot load ${file}: ${err instanceof Error ? err.message : String(err)}`;
-      return undefined;
-    }
+  } catch (err) {
+    const why = (err instanceof Error ? err.message : String(err)).trim().replace(/\s*\n\s*/g, "; ");
+    loadError = `POSIX addon not found (${why}; build it with node scripts/build-native.mjs)`;
+    return undefined;
   }
-  loadError = `POSIX addon not built (looked for ${tried.join(", ")}; run node scripts/build-native.mjs)`;
-  return undefined;
+  try {
+    addon = require(file) as PosixAddon;
+    return addon;
+  } catch (err) {
+    loadError = `cannot load ${file}: ${err instanceof Error ? err.message : String(err)}`;
+    return undefined;
+  }
+}
+
+/** nativeAddonPath - the file the addon was loaded from, or undefined when it is absent */
+export function nativeAddonPath(): string | undefined {
+  if (!loadAddon()) return undefined;
+  const fromEnv = process.env.TLSMGR_POSIX_ADDON;
+  if (fromEnv) return fromEnv;
+  const gypBuild = createRequire(import.meta.url)("node-gyp-build") as { resolve(dir: string): string };
+  return gypBuild.resolve(projectRoot());
 }
 
 // Now, while this process may still read every file it was started with.

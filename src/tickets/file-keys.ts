@@ -37,8 +37,8 @@
 
 import { createHash, randomBytes } from "node:crypto";
 import { constants, type Stats } from "node:fs";
-import { open, type FileHandle } from "node:fs/promises";
-import { isAbsolute } from "node:path";
+import { open, stat, type FileHandle } from "node:fs/promises";
+import { dirname, isAbsolute } from "node:path";
 import type { TicketKey, TicketKeySource } from "./ticket-keys.js";
 import { findTicketKey, newTicketKey } from "./ticket-keys.js";
 import { STORED_KEY_LEN, storedKeyDecode, storedKeyEncode } from "./stored-key.js";
@@ -85,6 +85,13 @@ export function fileKeysSlotDecode(slot: Buffer): { gen: bigint; keys: TicketKey
 export interface FileTicketKeysOptions {
   clock?: Clock;
   random?: (n: number) => Buffer;
+  /**
+   * mail_owner: when running as root, a key file in a directory mail_owner
+   * owns (data_directory) is given to mail_owner, as Postfix's own files
+   * there are (postfix check warns "not owned by postfix" otherwise). A file
+   * elsewhere (a root-owned directory such as /etc/postfix) stays as it is.
+   */
+  owner?: { uid: number; gid: number };
 }
 
 /** FileTicketKeys - Postfix's two keys, saved to a file before use. */
@@ -175,6 +182,17 @@ export class FileTicketKeys implements TicketKeySource {
  * when the path is not absolute, is not a regular file, or lets other
  * users read or change it. A file with no intact slot starts empty (warning).
  */
+/** giveToDirectoryOwner - chown the key file to owner when owner owns its directory and the file is not yet theirs */
+async function giveToDirectoryOwner(fh: FileHandle, path: string, st: Stats, owner: FileTicketKeysOptions["owner"]): Promise<void> {
+  if (owner === undefined || owner.uid === 0 || st.uid === owner.uid || process.geteuid?.() !== 0) return;
+  try {
+    if ((await stat(dirname(path))).uid !== owner.uid) return;
+    await fh.chown(owner.uid, owner.gid);
+  } catch (err) {
+    msgWarn(`session ticket key file ${path}: cannot give it to mail_owner: ${errorText(err)}`);
+  }
+}
+
 export async function fileTicketKeysOpen(
   path: string,
   where: string,
@@ -191,6 +209,7 @@ export async function fileTicketKeysOpen(
   try {
     st = await fh.stat();
     if (!st.isFile()) msgFatal(`${where}: ${path} is not a regular file`);
+    await giveToDirectoryOwner(fh, path, st, opts.owner);
     if ((st.mode & 0o077) !== 0)
       msgFatal(`${where}: ${path}: mode ${(st.mode & 0o777).toString(8).padStart(4, "0")} lets others read or change the keys: chmod 600 ${path}`);
     const buf = Buffer.alloc(2 * FILE_KEYS_SLOT_SIZE);

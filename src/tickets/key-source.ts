@@ -30,6 +30,8 @@ export interface KeySourceConfig {
   main_cf_path: string;
   /** Tests: the time source of the key store. */
   clock?: Clock;
+  /** mail_owner's ids: a key file in a directory mail_owner owns is given to it (file-keys.ts). */
+  keyFileOwner?: { uid: number; gid: number };
 }
 
 /** openTicketKeySource - the key store named by the configuration (fatal when it cannot be used). */
@@ -53,7 +55,7 @@ export async function openTicketKeySource(cfg: KeySourceConfig): Promise<TicketK
     const link = await redisLinkOpen(path, { table });
     return new RedisTicketKeys(link, wrap, opts);
   }
-  if (spec.startsWith("/")) return fileTicketKeysOpen(spec, where, opts);
+  if (spec.startsWith("/")) return fileTicketKeysOpen(spec, where, cfg.keyFileOwner ? { ...opts, owner: cfg.keyFileOwner } : opts);
   if (/^[A-Za-z0-9_.-]+:/.test(spec))
     msgFatal(`${where}: unsupported key store type "${spec.slice(0, spec.indexOf(":"))}" (expecting redis:TABLE or an absolute pathname)`);
   return msgFatal(`${where}: "${spec}" is not an absolute pathname (expecting empty, redis:TABLE or /path/to/file)`);

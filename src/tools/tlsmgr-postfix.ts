@@ -2,14 +2,17 @@
  * tlsmgr-postfix.ts - put this project's tlsmgr into a Postfix instance's
  *                     master.cf, or give the line back to Postfix's tlsmgr.
  * Owns: the subcommands (install, uninstall, keygen: the key wrap file of
- *       tools/keygen.ts),
+ *       tools/keygen.ts) and their options,
  *       reading and rewriting the $tlsmgr_service_name/unix line through
  *       `postconf -c DIR -M` / `-Me`, the command path master(8) can run, the
- *       chroot column when chroot cannot be honoured, removing on uninstall
- *       the LMDB cache files Postfix's tlsmgr cannot open, and what it tells
- *       the admin.
+ *       chroot column when chroot cannot be honoured, the -o that declares
+ *       this project's main.cf parameters to postconf, refusing a tree that
+ *       others than root can change, on uninstall commenting out the main.cf
+ *       settings Postfix's tlsmgr cannot use and removing this daemon's
+ *       cache and key files, and what it tells the admin.
  * Not here: the daemon (main.ts), the launcher (bin/tlsmgr), chroot itself
- *           (master/privileges.ts).
+ *           (master/privileges.ts), which settings are ours
+ *           (tools/main-cf-restore.ts), the tree walk (tools/tree-check.ts).
  * See also: bin/tlsmgr-postfix, postfix/src/master/master_ent.c, master(5), postconf(1)
  *
  * master(8) runs "$daemon_directory/" + command (master_ent.c concatenates;
@@ -20,11 +23,13 @@
  * log tag stay postfix/tlsmgr.
  *
  * Uninstall removes the session cache files this daemon writes for lmdb:,
- * btree: and hash: maps (NAME.lmdb and NAME.lmdb-lock): they are in the data
- * format of the LMDB bundled with npm "lmdb", which Postfix's liblmdb refuses
- * ("MDB_INVALID: File is not an LMDB file"), leaving Postfix's tlsmgr without
- * a session cache. Both tlsmgrs empty their caches at start-up, so nothing
- * is lost. Install needs no such step: this daemon removes them at start.
+ * btree: and hash: maps (NAME.lmdb and NAME.lmdb-lock). For lmdb: they are
+ * in the data format of the LMDB bundled with npm "lmdb", which Postfix's
+ * liblmdb refuses ("MDB_INVALID: File is not an LMDB file"), leaving Postfix's
+ * tlsmgr without a session cache; for btree: and hash: Postfix's tlsmgr uses
+ * Berkeley DB's NAME.db and never opens them: they are only left-overs. Both
+ * tlsmgrs empty their caches at start-up, so nothing is lost. Install needs
+ * no such step: this daemon removes them at start.
  */
 
 import { execFileSync } from "node:child_process";
@@ -34,10 +39,38 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { FatalError, msgFatal, msgWarn, setMsgSinks, setProcessName } from "../log/msg.js";
 import { nativeAvailable, nativeLoadError } from "../native/posix.js";
+import { infoOption } from "../cli/usage.js";
 import { keygen } from "./keygen.js";
+import {
+  CACHE_PARAMS, OWN_PARAMS, declareArgs, mapType, ownParamsSet, parseNameValues, settingsPostfixRefuses, withoutDeclareArgs,
+} from "./main-cf-restore.js";
+import { unreadableEntry, unsafeEntries } from "./tree-check.js";
+import { mainCfRead } from "../config/main-cf.js";
+import { loadConfig } from "../config/params.js";
 
 const PROGRAM = "tlsmgr-postfix";
-const USAGE = `usage: ${PROGRAM} install [CONFIG_DIR] | uninstall [CONFIG_DIR] | keygen FILE`;
+const USAGE = `usage: ${PROGRAM} install [--force] [CONFIG_DIR] | uninstall [--keep-main-cf] [CONFIG_DIR] | keygen FILE`;
+const HELP = `${USAGE}
+       ${PROGRAM} --help | --version
+
+  install [--force] [CONFIG_DIR]
+      Make the tlsmgr service of master.cf run this project's bin/tlsmgr
+      (through postconf -M; the other columns are kept), and declare the
+      tlsmgr_* parameters main.cf sets to postconf (-o smtpd_restriction_classes=...
+      on that line, so that postfix check does not call them unused; run install
+      again after changing which of them main.cf sets). Refuses when anyone but
+      root can change this installation (master(8) runs it as root), unless
+      --force; warns when mail_owner cannot read it.
+  uninstall [--keep-main-cf] [CONFIG_DIR]
+      Give the line back to Postfix's own tlsmgr, comment out (postconf -#) the
+      main.cf settings it cannot use (this project's tlsmgr_* parameters, session
+      caches of a map type Postfix lacks, such as redis:), remove the ticket key
+      file and this daemon's LMDB cache files. --keep-main-cf: only print the
+      main.cf lines and the command that comments them out.
+  keygen FILE
+      Make the key_wrap_file (mode 0600) that seals ticket keys stored in Redis.
+
+CONFIG_DIR defaults to $MAIL_CONFIG, else /etc/postfix. Then run "postfix reload".`;
 
 /** The project root: this file is dist/src/tools/tlsmgr-postfix.js. */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
@@ -68,7 +101,7 @@ export function formatMasterEntry(e: MasterEntry): string {
   return [e.service, e.type, ...e.columns, e.command, ...e.args].join(" ");
 }
 
-/** postconfPath - postconf(1); the PATH of an admin's shell, else where Debian puts it */
+/** postconfEnv - postconf(1)'s environment: the PATH of an admin's shell, else where Debian puts it */
 function postconfEnv(): NodeJS.ProcessEnv {
   const extra = "/usr/sbin:/usr/bin:/sbin:/bin";
   return { ...process.env, PATH: process.env.PATH ? `${process.env.PATH}:${extra}` : extra };
@@ -138,9 +171,39 @@ function say(text: string): void {
   process.stdout.write(`${PROGRAM}: ${text}\n`);
 }
 
+/** mailOwnerIds - uid and groups of the instance's mail_owner, or undefined when unknown here */
+function mailOwnerIds(configDir: string): { name: string; uid: number; groups: number[] } | undefined {
+  const name = postconf(["-c", configDir, "-h", "mail_owner"]).trim();
+  try {
+    const id = (flag: string) => execFileSync("id", [flag, name], { encoding: "utf8", env: postconfEnv(), stdio: ["ignore", "pipe", "ignore"] }).trim();
+    return { name, uid: Number(id("-u")), groups: id("-G").split(/\s+/).map(Number) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** checkTree - refuse a tree others than root can change (unless force); warn when mail_owner cannot read it */
+function checkTree(configDir: string, force: boolean): void {
+  const unsafe = unsafeEntries(PROJECT_ROOT, [process.execPath]);
+  if (unsafe.length > 0) {
+    const list = unsafe.map((u) => `  ${u}`).join("\n");
+    const text = `master(8) runs ${TLSMGR_BIN} as root, and this can be changed by others than root:\n${list}\n` +
+      "  (install it owned by root and writable by root alone: see README, Install)";
+    if (!force) msgFatal(`${text}; --force installs anyway`);
+    msgWarn(`${text}; installing anyway (--force)`);
+  }
+  const owner = mailOwnerIds(configDir);
+  if (owner === undefined) return;
+  const blocked = unreadableEntry(PROJECT_ROOT, owner);
+  if (blocked !== undefined)
+    msgWarn(`mail_owner ${owner.name} cannot read ${blocked}: the daemon loads its code as root before it drops privileges, ` +
+      "but make the tree readable (chmod -R go+rX) so that nothing it loads later fails");
+}
+
 /** install - make the instance's tlsmgr line run this project's bin/tlsmgr */
-export function install(configDir: string): void {
+export function install(configDir: string, opts: { force?: boolean } = {}): void {
   const { service, daemonDir } = instanceFacts(configDir);
+  checkTree(configDir, opts.force === true);
   const was = currentEntry(configDir, service);
   const entry: MasterEntry = was
     ? { ...was, columns: [...was.columns], args: [...was.args] }
@@ -151,6 +214,8 @@ export function install(configDir: string): void {
     msgWarn(`${TLSMGR_BIN} is missing or not executable: build this project before postfix reload`);
   }
   entry.command = commandFor(daemonDir);
+  const declared = ownParamsSet(mainCfSettings(configDir));
+  entry.args = [...withoutDeclareArgs(entry.args), ...declareArgs(declared)];
   const chroot = entry.columns[2];
   let chrootWas: string | undefined;
   if (chroot !== "n" && !nativeAvailable()) {
@@ -169,6 +234,8 @@ export function install(configDir: string): void {
   }
   say(`${path.join(configDir, "master.cf")}: ${service}/unix now runs ${TLSMGR_BIN}`);
   say(`  ${formatMasterEntry(entry)}`);
+  if (declared.length > 0)
+    say(`main.cf parameters of this daemon declared to postconf (-o smtpd_restriction_classes): ${declared.join(", ")}`);
   say(`run "postfix${configDir === "/etc/postfix" ? "" : ` -c ${configDir}`} reload" to put it in service`);
 }
 
@@ -180,47 +247,106 @@ export function install(configDir: string): void {
 const LMDB_MAP_TYPES = ["lmdb", "btree", "hash"];
 const lmdbFileFor = (name: string): string => `${name}.lmdb`;
 
-/** The session cache parameters of tlsmgr(8). */
-const CACHE_PARAMS = ["smtpd_tls_session_cache_database", "smtp_tls_session_cache_database", "lmtp_tls_session_cache_database"];
-
 /** lmdbCacheFiles - the files this daemon keeps for the instance's lmdb:, btree: and hash: caches */
 export function lmdbCacheFiles(configDir: string): string[] {
+  return lmdbCaches(configDir).flatMap((c) => c.files);
+}
+
+/** lmdbCaches - per lmdb:, btree: or hash: cache: its map type and this daemon's files for it */
+function lmdbCaches(configDir: string): Array<{ type: string; name: string; files: string[] }> {
   const values = postconf(["-c", configDir, "-xh", "queue_directory", ...CACHE_PARAMS]).split("\n").map((v) => v.trim());
   const queueDir = values[0] ?? "";
-  const files: string[] = [];
+  const caches: Array<{ type: string; name: string; files: string[] }> = [];
   for (const value of values.slice(1)) {
     const colon = value.indexOf(":");
-    if (colon < 0 || !LMDB_MAP_TYPES.includes(value.slice(0, colon))) continue;
+    const type = value.slice(0, colon);
+    if (colon < 0 || !LMDB_MAP_TYPES.includes(type)) continue;
     const name = value.slice(colon + 1);
     if (name === "") continue;
     // Postfix's daemons run in queue_directory: a relative name is relative to it
     const base = lmdbFileFor(path.isAbsolute(name) ? name : path.join(queueDir, name));
-    files.push(base, `${base}-lock`);
+    caches.push({ type, name, files: [base, `${base}-lock`] });
   }
-  return files;
+  return caches;
 }
 
-/** removeLmdbCaches - remove those files, saying so (a failure is a warning: caches are disposable) */
+/** removeLmdbCaches - remove those files, saying why for each map type (a failure is a warning: caches are disposable) */
 function removeLmdbCaches(configDir: string): void {
-  for (const file of lmdbCacheFiles(configDir)) {
-    if (!existsSync(file)) continue;
-    try {
-      rmSync(file, { force: true });
-      say(`removed ${file}: Postfix's LMDB cannot open this daemon's cache files; its tlsmgr makes new ones`);
-    } catch (err) {
-      msgWarn(`cannot remove ${file}: ${(err as Error).message}: Postfix's tlsmgr may find it unusable`);
+  for (const cache of lmdbCaches(configDir)) {
+    const why = cache.type === "lmdb"
+      ? "Postfix's liblmdb cannot open this daemon's LMDB files (another data format); its tlsmgr makes new ones"
+      : `this daemon kept ${cache.type}:${cache.name} in LMDB; Postfix's tlsmgr uses Berkeley DB's ${cache.name}.db and never opens it`;
+    for (const file of cache.files) {
+      if (!existsSync(file)) continue;
+      try {
+        rmSync(file, { force: true });
+        say(`removed ${file}: ${why}`);
+      } catch (err) {
+        msgWarn(`cannot remove ${file}: ${(err as Error).message}`);
+      }
     }
   }
 }
 
-/** uninstall - give the line back to Postfix's own tlsmgr, keeping the other columns */
-export function uninstall(configDir: string): void {
+/**
+ * mainCfSettings - this project's parameters and the cache parameters as main.cf
+ * sets them (unexpanded). Read with the project's own parser: `postconf -n`
+ * leaves out the names it calls unused.
+ */
+function mainCfSettings(configDir: string): Map<string, string> {
+  const mainCf = mainCfRead(path.join(configDir, "main.cf"), false);
+  const out = new Map<string, string>();
+  for (const name of [...OWN_PARAMS, ...CACHE_PARAMS]) {
+    const value = mainCf?.get(name);
+    if (value !== undefined) out.set(name, value);
+  }
+  return out;
+}
+
+/**
+ * restoreMainCf - comment out (postconf -#) the settings Postfix's tlsmgr
+ * cannot use, saying which; with keep, only print them and the command. The
+ * ticket key file goes with its setting: Postfix's tlsmgr keeps keys in memory.
+ */
+function restoreMainCf(configDir: string, keep: boolean): void {
+  const mainCf = mainCfSettings(configDir);
+  const expanded = parseNameValues(postconf(["-c", configDir, "-nx", ...CACHE_PARAMS.filter((p) => mainCf.has(p))]));
+  const mapTypes = postconf(["-m"]).split("\n").map((t) => t.trim()).filter((t) => t !== "");
+  const names = settingsPostfixRefuses(mainCf, expanded, mapTypes);
+  const mainCfPath = path.join(configDir, "main.cf");
+  if (names.length === 0) return;
+  const why = (n: string) =>
+    n.startsWith("tlsmgr_") ? "a parameter of this daemon only" : `Postfix has no ${mapType(expanded.get(n) ?? mainCf.get(n) ?? "")}: map type`;
+  const command = `postconf${configDir === "/etc/postfix" ? "" : ` -c ${configDir}`} -# ${names.join(" ")}`;
+  // expanded before the setting is commented out
+  const keyFile = mainCf.has("tlsmgr_ticket_key_database") ? loadConfig({ configDir }).tlsmgr_ticket_key_database.trim() : "";
+  if (keep) {
+    say(`${mainCfPath}: Postfix's tlsmgr cannot use these settings; comment them out with: ${command}`);
+    for (const n of names) say(`  ${n} = ${mainCf.get(n)}    (${why(n)})`);
+    return;
+  }
+  postconf(["-c", configDir, "-#", ...names]);
+  say(`${mainCfPath}: commented out the settings Postfix's tlsmgr cannot use:`);
+  for (const n of names) say(`  #${n} = ${mainCf.get(n)}    (${why(n)})`);
+  if (keyFile.startsWith("/") && existsSync(keyFile)) {
+    try {
+      rmSync(keyFile, { force: true });
+      say(`removed ${keyFile}: this daemon's session ticket keys (Postfix's tlsmgr keeps its keys in memory)`);
+    } catch (err) {
+      msgWarn(`cannot remove ${keyFile}: ${(err as Error).message}: remove it by hand, it holds ticket keys`);
+    }
+  }
+}
+
+/** uninstall - give the line back to Postfix's own tlsmgr, keeping the other columns; main.cf too unless keepMainCf */
+export function uninstall(configDir: string, opts: { keepMainCf?: boolean } = {}): void {
   const { service } = instanceFacts(configDir);
   const was = currentEntry(configDir, service);
   const entry: MasterEntry = was
     ? { ...was, columns: [...was.columns], args: [...was.args] }
     : { service, type: "unix", columns: [...POSTFIX_TLSMGR_FIELDS], command: "tlsmgr", args: [] };
   entry.command = "tlsmgr";
+  entry.args = withoutDeclareArgs(entry.args);
   const state = stateFile(configDir);
   if (existsSync(state)) {
     try {
@@ -236,20 +362,39 @@ export function uninstall(configDir: string): void {
   writeEntry(configDir, entry);
   rmSync(state, { force: true });
   removeLmdbCaches(configDir);
+  restoreMainCf(configDir, opts.keepMainCf === true);
   say(`${path.join(configDir, "master.cf")}: ${service}/unix runs Postfix's tlsmgr again`);
   say(`  ${formatMasterEntry(entry)}`);
   say(`run "postfix${configDir === "/etc/postfix" ? "" : ` -c ${configDir}`} reload" to put it in service`);
 }
 
-/** Subcommands: name -> action (each checks its own arguments). */
+/** Subcommands: name -> action on the words after it. */
 const COMMANDS: Record<string, (args: string[]) => void> = {
-  install: (args) => install(configArg(args)),
-  uninstall: (args) => uninstall(configArg(args)),
+  install: (args) => {
+    const { flags, rest } = subcommandFlags(args, ["--force"]);
+    install(configArg(rest), { force: flags.has("--force") });
+  },
+  uninstall: (args) => {
+    const { flags, rest } = subcommandFlags(args, ["--keep-main-cf"]);
+    uninstall(configArg(rest), { keepMainCf: flags.has("--keep-main-cf") });
+  },
   keygen: (args) => {
-    if (args.length !== 1) msgFatal(USAGE);
+    if (args.length !== 1 || args[0]!.startsWith("-")) msgFatal(USAGE);
     keygen(args[0]!);
   },
 };
+
+/** subcommandFlags - split the known flags from the other words; an unknown -word is a usage error */
+function subcommandFlags(args: string[], known: string[]): { flags: Set<string>; rest: string[] } {
+  const flags = new Set<string>();
+  const rest: string[] = [];
+  for (const a of args) {
+    if (known.includes(a)) flags.add(a);
+    else if (a.startsWith("-")) msgFatal(`unknown option ${a}; ${USAGE}`);
+    else rest.push(a);
+  }
+  return { flags, rest };
+}
 
 /** configArg - [CONFIG_DIR], else MAIL_CONFIG, else /etc/postfix */
 function configArg(args: string[]): string {
@@ -268,7 +413,12 @@ export function main(argv: string[]): number {
     },
   ]);
   try {
+    if (infoOption(PROGRAM, argv, HELP)) return 0;
     const [name, ...rest] = argv;
+    if (rest[0] === "--help" || rest[0] === "-h") {
+      process.stdout.write(`${HELP}\n`);
+      return 0;
+    }
     const run = name !== undefined ? COMMANDS[name] : undefined;
     if (!run || !Object.prototype.hasOwnProperty.call(COMMANDS, name!)) msgFatal(USAGE);
     run(rest);

@@ -16,15 +16,19 @@
  * See also: test/helpers/postfix-instance.ts, src/tools/tlsmgr-postfix.ts,
  *           src/master/master-link.ts, src/master/privileges.ts
  *
- * Our daemon is the node process whose argv holds dist/src/main.js and whose
+ * Our daemon is the process whose executable is this Node.js and whose
  * environment has MAIL_CONFIG = this instance's config directory (found by
- * reading /proc through master-procs.ts, as pgrep -f would, without needing
- * procps): other test files run their own daemons and instances at the same time.
+ * reading /proc): other test files run their own daemons and instances at the
+ * same time. It calls itself tlsmgr (comm and command line, as Postfix's
+ * tlsmgr): pgrep -x, pidof and ps must find it under that name.
+ * main.cf sets two of this project's parameters (a ticket key file in
+ * data_directory, an attribute limit): `postfix check` must say nothing about
+ * them, nor about the key file's owner, before and after uninstall.
  */
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { accessSync, constants, existsSync, readFileSync, readlinkSync, realpathSync, statSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
@@ -34,8 +38,7 @@ import {
 } from "../helpers/postfix-instance.js";
 import { nativeAvailable } from "../../src/native/posix.js";
 import {
-  TLSMGR_POSTFIX, escapeRe, masterChildren, masterPid, pidAlive, procEnv, procPpid, procStatusIds, procs, tlsmgrPostfix,
-  waitFor,
+  TLSMGR_POSTFIX, escapeRe, masterChildren, masterPid, pidAlive, procEnv, procPpid, procStatusIds, procs, tlsmgrPostfix, waitFor,
 } from "../helpers/master-procs.js";
 
 const skip = postfixSkipReason();
@@ -43,6 +46,15 @@ const skip = postfixSkipReason();
 /** This file is dist/test/postfix/under-master.test.js. */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const MAIN_JS = join(ROOT, "dist", "src", "main.js");
+const NODE = realpathSync(process.execPath);
+/** What install adds to the tlsmgr line for this test's main.cf (see tools/main-cf-restore.ts). */
+const DECLARE = ["-o", "smtpd_restriction_classes=tlsmgr_ticket_key_database,tlsmgr_attr_count_limit"];
+/** Master's arguments for a solitary unprivileged unix service, then the line's own (master_ent.c). */
+const TITLE = ["tlsmgr", "-l", "-t", "unix", "-u", ...DECLARE].join(" ");
+const TITLE_CHROOT = ["tlsmgr", "-l", "-t", "unix", "-u", "-c", ...DECLARE].join(" ");
+const SBIN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
+const PATH_WITH_SBIN = `${process.env["PATH"] ?? ""}:${SBIN_PATH}`;
+
 
 // idsOf - uid, gid and group list of a user
 function idsOf(user: string): { uid: number; gid: number; groups: number[] } {
@@ -77,12 +89,53 @@ function codeAccessNote(ids: { uid: number; groups: number[] }): string | undefi
       + "the daemon must have loaded all its code before dropping privileges";
 }
 
-// ourDaemons - node processes running dist/src/main.js for this instance (MAIL_CONFIG)
+
+
+
+
+// procExe - the executable of a process (undefined when gone or not ours to read)
+function procExe(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return undefined;
+  }
+}
+
+// ourDaemons - Node.js processes of this instance (MAIL_CONFIG): our daemon, whatever it calls itself
 function ourDaemons(pf: PostfixInstance): number[] {
-  return procs().filter((p) => p.argv.some((a) => a.endsWith("/dist/src/main.js")))
+  return procs().filter((p) => procExe(p.pid) === NODE)
     .map((p) => p.pid)
     .filter((pid) => procEnv(pid).get("MAIL_CONFIG") === pf.configDir);
 }
+
+// cmdlineText - /proc/PID/cmdline as ps shows it: NULs as blanks, trailing ones dropped
+function cmdlineText(pid: number): string {
+  return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((a) => a !== "").join(" ");
+}
+
+// tool - a procps or sysvinit tool's stdout (empty when it finds nothing: exit status 1)
+function tool(file: string, args: string[]): Promise<string> {
+  return new Promise((res, rej) => {
+    execFile(file, args, { env: { ...process.env, PATH: `${process.env["PATH"] ?? ""}:${SBIN_PATH}` } }, (err, stdout, stderr) => {
+      if (err && (err as { code?: unknown }).code !== 1) rej(new Error(`${file} ${args.join(" ")}: ${err.message}\n${stderr}`));
+      else res(stdout);
+    });
+  });
+}
+
+// postfixCheck - `postfix -c DIR check`: everything it prints, stdout and stderr
+function postfixCheck(pf: PostfixInstance): Promise<string> {
+  return new Promise((res) => {
+    execFile("postfix", ["-c", pf.configDir, "check"], { env: { ...process.env, PATH: `${SBIN_PATH}:${process.env["PATH"] ?? ""}` } },
+      (err, stdout, stderr) => res(`${stdout}${stderr}${err ? `(exit: ${err.message})` : ""}`));
+  });
+}
+
+
+
+
+
 
 test("our tlsmgr under Postfix's master(8): install, keys, smtp cache, reload, kill -9, -u, chroot, uninstall",
   { skip: skip ?? false, timeout: 180_000 }, async (t) => {
@@ -93,7 +146,11 @@ test("our tlsmgr under Postfix's master(8): install, keys, smtp cache, reload, k
     if (accessNote !== undefined) t.diagnostic(accessNote);
     const why = accessNote === undefined ? "" : ` (note: ${accessNote})`;
 
-    const pf = await createPostfixInstance({ tlsmgr: "postfix" });
+    const pf = await createPostfixInstance({
+      tlsmgr: "postfix",
+      mainCf: { tlsmgr_ticket_key_database: "${data_directory}/tls-keys", tlsmgr_attr_count_limit: "16" },
+    });
+    const keyFile = join(pf.dataDir, "tls-keys");
     t.after(() => pf.destroy());
     const exchFile = join(pf.dataDir, "prng_exch");
     const originalLine = (await pf.postconf("-M", "tlsmgr/unix")).trim();
@@ -128,7 +185,7 @@ test("our tlsmgr under Postfix's master(8): install, keys, smtp cache, reload, k
     let pid = 0;
 
     await t.test("bin/tlsmgr-postfix install rewrites the tlsmgr line, keeping the other columns", async () => {
-      const out = await tlsmgrPostfix(pf.path, "install", pf.configDir);
+      const out = await tlsmgrPostfix(PATH_WITH_SBIN, "install", pf.configDir);
       assert.match(out, /tlsmgr\/unix now runs /);
       const line = (await pf.postconf("-M", "tlsmgr/unix")).trim();
       const f = line.split(/\s+/);
@@ -136,7 +193,8 @@ test("our tlsmgr under Postfix's master(8): install, keys, smtp cache, reload, k
       // master runs $daemon_directory/COMMAND: the command names bin/tlsmgr from there
       const daemonDir = (await pf.postconf("-h", "daemon_directory")).trim();
       assert.equal(realpathSync(join(daemonDir, f[7]!)), realpathSync(join(ROOT, "bin", "tlsmgr")));
-      assert.equal(f.length, 8, line);
+      // the parameters main.cf sets are declared to postconf on that line
+      assert.deepEqual(f.slice(8), DECLARE, line);
     });
 
     await pf.start();
@@ -145,12 +203,25 @@ test("our tlsmgr under Postfix's master(8): install, keys, smtp cache, reload, k
       assert.deepEqual(ourDaemons(pf), [], "no daemon before the first request");
       await crossResume();
       pid = await theDaemon("our daemon started by master");
-      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-      assert.ok(argv.some((a) => a.endsWith("/dist/src/main.js")), argv.join(" "));
-      // the generic options master gives a solitary unprivileged unix service
-      assert.deepEqual(argv.slice(argv.findIndex((a) => a.endsWith("/dist/src/main.js")) + 1).filter((a) => a !== ""),
-        ["-l", "-t", "unix", "-u"]);
       await pf.waitForLog(/other postfix\/smtpd\[\d+\]: .*Reusing old session \(RFC 5077 session ticket\)/, 10_000);
+    });
+
+    await t.test("it is called tlsmgr with master's arguments: ps, pgrep -x, pidof find it", async () => {
+      // the generic options master gives a solitary unprivileged unix service, as Postfix's tlsmgr shows them
+      await waitFor(`the process title (now "${cmdlineText(pid)}")`, 10_000, () => (cmdlineText(pid) === TITLE ? true : undefined));
+      assert.equal(readFileSync(`/proc/${pid}/comm`, "utf8"), "tlsmgr\n");
+      assert.equal((await tool("ps", ["-o", "comm=", "-p", String(pid)])).trim(), "tlsmgr");
+      assert.equal((await tool("ps", ["-o", "args=", "-p", String(pid)])).trim(), TITLE);
+      assert.deepEqual((await tool("pgrep", ["-x", "-P", String(masterPid(pf)), "tlsmgr"])).trim().split(/\s+/), [String(pid)]);
+      assert.ok((await tool("pidof", ["tlsmgr"])).trim().split(/\s+/).includes(String(pid)), "pidof tlsmgr");
+    });
+
+    await t.test("postfix check says nothing: parameters declared, the key file belongs to mail_owner", async () => {
+      await waitFor("the ticket key file", 10_000, () => (existsSync(keyFile) ? true : undefined));
+      const st = statSync(keyFile);
+      assert.equal(st.uid, postfixIds.uid, "key file owner");
+      assert.equal(st.mode & 0o777, 0o600, "key file mode");
+      assert.equal(await postfixCheck(pf), "");
     });
 
     await t.test("-u: it runs as the postfix user", () => {
@@ -228,8 +299,8 @@ test("our tlsmgr under Postfix's master(8): install, keys, smtp cache, reload, k
       }
       await crossResume();
       const next = await theDaemon("the chrooted daemon", pid);
-      const argv = readFileSync(`/proc/${next}/cmdline`, "utf8").split("\0").filter((a) => a !== "");
-      assert.deepEqual(argv.slice(-5), ["-l", "-t", "unix", "-u", "-c"]);
+      await waitFor(`the process title (now "${cmdlineText(next)}")`, 10_000, () => (cmdlineText(next) === TITLE_CHROOT ? true : undefined));
+      assert.equal(readFileSync(`/proc/${next}/comm`, "utf8"), "tlsmgr\n", "comm set before chroot");
       assert.equal(readlinkSync(`/proc/${next}/root`), realpathSync(pf.queueDir), "/proc/PID/root");
       assert.equal(procStatusIds(next).uid[1], postfixIds.uid, "effective uid");
       // it logs after chroot (public/postlog is inside the queue directory) and serves the caches
@@ -245,7 +316,7 @@ test("our tlsmgr under Postfix's master(8): install, keys, smtp cache, reload, k
     });
 
     await t.test("bin/tlsmgr-postfix uninstall gives the line back; Postfix's tlsmgr serves again", async () => {
-      const out = await tlsmgrPostfix(pf.path, "uninstall", pf.configDir);
+      const out = await tlsmgrPostfix(PATH_WITH_SBIN, "uninstall", pf.configDir);
       assert.match(out, /runs Postfix's tlsmgr again/);
       // our LMDB files are in a format Postfix's liblmdb refuses: uninstall removes them
       for (const cache of ["smtpd_scache", "smtp_scache"]) {
@@ -253,6 +324,13 @@ test("our tlsmgr under Postfix's master(8): install, keys, smtp cache, reload, k
         assert.ok(!existsSync(join(pf.dataDir, `${cache}.lmdb`)), `${cache}.lmdb removed`);
       }
       assert.equal((await pf.postconf("-M", "tlsmgr/unix")).trim(), originalLine);
+      // main.cf: this daemon's parameters commented out, its key file gone; postfix check still silent
+      const mainCf = await readFile(join(pf.configDir, "main.cf"), "utf8");
+      assert.match(mainCf, /^#tlsmgr_ticket_key_database = \$\{data_directory\}\/tls-keys$/m);
+      assert.match(mainCf, /^#tlsmgr_attr_count_limit = 16$/m);
+      assert.doesNotMatch(mainCf, /^tlsmgr_/m);
+      assert.ok(!existsSync(keyFile), "key file removed");
+      assert.equal(await postfixCheck(pf), "");
       await pf.reload();
       await waitFor("our daemons to be gone", 20_000, () => (ourDaemons(pf).some(pidAlive) ? undefined : true));
       await waitFor("old smtpd processes to exit", 20_000, () => (masterChildren(pf, "smtpd").length === 0 ? true : undefined));

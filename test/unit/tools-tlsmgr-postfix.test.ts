@@ -150,7 +150,8 @@ test("a non-default tlsmgr_service_name is the line that is rewritten", () => {
 test("bad usage and a directory that is not a Postfix configuration: exit 1 with a fatal line", () => {
   const none = tool([]);
   assert.equal(none.status, 1);
-  assert.equal(none.stderr, "tlsmgr-postfix: fatal: usage: tlsmgr-postfix install [CONFIG_DIR] | uninstall [CONFIG_DIR] | keygen FILE\n");
+  assert.equal(none.stderr,
+    "tlsmgr-postfix: fatal: usage: tlsmgr-postfix install [--force] [CONFIG_DIR] | uninstall [--keep-main-cf] [CONFIG_DIR] | keygen FILE\n");
   assert.equal(tool(["frobnicate"]).status, 1);
   assert.equal(tool(["install", "a", "b"]).status, 1);
   const empty = mkdtempSync(path.join(tmpdir(), "tlsmgr-empty-"));
@@ -160,7 +161,7 @@ test("bad usage and a directory that is not a Postfix configuration: exit 1 with
   assert.equal(r.stderr, `tlsmgr-postfix: fatal: ${empty}/main.cf: no such file: is this a Postfix configuration directory?\n`);
 });
 
-test("bin/tlsmgr-postfix runs with no PATH at all, using the Node.js recorded in build/node-path", () => {
+test("bin/tlsmgr-postfix runs with no PATH at all: the Node.js recorded in build/node-path, else a usual place", () => {
   // A tree of its own: bin/ (the launcher), build/node-path, and dist/ linked to this checkout's.
   const tree = mkdtempSync(path.join(tmpdir(), "tlsmgr-launch-"));
   temps.push(tree);
@@ -174,10 +175,17 @@ test("bin/tlsmgr-postfix runs with no PATH at all, using the Node.js recorded in
   assert.equal(r.status, 0, r.stderr);
   assert.equal(path.resolve(daemonDir, entry(dir)[7]), path.join(ROOT, "bin", "tlsmgr"));
 
-  rmSync(path.join(tree, "build", "node-path"));
-  const missing = spawnSync(path.join(tree, "bin", "tlsmgr-postfix"), ["install", dir], { env: {}, encoding: "utf8" });
-  assert.equal(missing.status, 1);
-  assert.match(missing.stderr, /^tlsmgr-postfix: fatal: no Node\.js recorded in .*\/build\/node-path: run npm install/);
+  // a recorded Node.js that is gone: node on PATH, else /usr/local/bin/node or /usr/bin/node
+  writeFileSync(path.join(tree, "build", "node-path"), "/nonexistent/node\n");
+  const usual = ["/usr/local/bin/node", "/usr/bin/node"].find((n) => existsSync(n));
+  const fallback = spawnSync(path.join(tree, "bin", "tlsmgr-postfix"), ["--version"], { env: {}, encoding: "utf8" });
+  if (usual !== undefined) {
+    assert.equal(fallback.status, 0, fallback.stderr);
+    assert.match(fallback.stdout, /^tlsmgr-postfix \(tlsmgr-ts\) \d+\.\d+\.\d+/);
+  } else {
+    assert.equal(fallback.status, 1);
+    assert.match(fallback.stderr, /^tlsmgr-postfix: fatal: cannot find Node\.js: /);
+  }
 });
 
 test("tlsmgr-postfix keygen FILE makes a 0600 secret once and refuses to overwrite it", () => {
