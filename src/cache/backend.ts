@@ -68,6 +68,8 @@ export interface BackendOpenOptions {
   type?: string;
   /** The cache timeout in seconds (for stores that expire entries by themselves). */
   timeout?: number;
+  /** The cache served: "smtpd", "smtp" or "lmtp" (a sealed store binds its values to it). */
+  cache?: string;
 }
 
 export type BackendOpener = (name: string, opts: BackendOpenOptions) => Promise<CacheBackend>;

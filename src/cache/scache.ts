@@ -14,7 +14,9 @@
  * (the time of the update, from the injected Clock), then the session bytes
  * as given, raw. (Postfix stores the hex of a native time_t and the session.)
  * An entry is expired when timestamp + timeout < now, as in Postfix. A value
- * shorter than the header is malformed. Expired and malformed entries are
+ * shorter than the header is malformed, and so is one dated more than
+ * SCACHE_CLOCK_SKEW seconds in the future (Postfix takes those: a far-future
+ * time kept a planted entry for ever). Expired and malformed entries are
  * misses and are deleted when met, by lookup or by the sweep.
  *
  * Sweep: a walk of the whole cache with backend.sequence(), interleaved with
@@ -35,11 +37,15 @@
 
 import { backendInfo, splitMapName, type BackendInfo, type CacheBackend, type MaybePromise } from "./backend.js";
 import { ERR_BACKEND_UNAVAILABLE, errorCode, errorText } from "../log/errors.js";
-import { msgFatal, msgInfo, msgWarn, printable } from "../log/msg.js";
+import { FatalError, msgFatal, msgInfo, msgWarn, printable } from "../log/msg.js";
 import { systemClock, type Clock } from "../util/clock.js";
 
 /** Bytes before the session: the big-endian timestamp. */
 export const SCACHE_HEADER_LEN = 8;
+/** An entry dated more than this many seconds ahead of this host's clock is malformed (hosts sharing a store disagree by less). */
+export const SCACHE_CLOCK_SKEW = 60;
+/** At most one warning about entries from the future per this many milliseconds. */
+const FUTURE_WARN_INTERVAL_MS = 60_000;
 /** At most this many entries per sweep slice (one event-loop turn). */
 export const SWEEP_SLICE_MAX = 512;
 /** A slice ends once it has run this long (checked every 16 entries). */
@@ -158,6 +164,7 @@ export class SessionCache implements SessionCacheOps {
   #cursor: string | undefined;
   #cursorUpdated = false;
   #timer: NodeJS.Timeout | undefined;
+  #futureWarned = -Infinity;
   #stopping = false;
   #closed = false;
 
@@ -182,6 +189,14 @@ export class SessionCache implements SessionCacheOps {
       msgInfo(
         `read ${this.label} TLS cache entry ${logId(id)}: time=${stamp} [data ${value.length - SCACHE_HEADER_LEN} bytes]`,
       );
+    if (stamp > now + SCACHE_CLOCK_SKEW) {
+      const t = performance.now();
+      if (t - this.#futureWarned >= FUTURE_WARN_INTERVAL_MS) {
+        this.#futureWarned = t;
+        msgWarn(`${this.label} TLS cache: entry for ${logId(id)} is dated ${stamp - now}s in the future: deleted (is a clock wrong?)`);
+      }
+      return false;
+    }
     return !(stamp + this.timeout < now);
   }
 
@@ -408,7 +423,8 @@ export class SessionCache implements SessionCacheOps {
   #deleteIfStillBad(id: string, current: Buffer | undefined): MaybePromise<boolean> {
     if (current === undefined || this.#cursorUpdated) return false;
     const stamp = scacheTime(current);
-    if (stamp !== undefined && !(stamp + this.timeout < this.#clock.now())) return false;
+    const now = this.#clock.now();
+    if (stamp !== undefined && stamp <= now + SCACHE_CLOCK_SKEW && !(stamp + this.timeout < now)) return false;
     if (this.verbose) msgInfo(`delete ${this.label} session id=${logId(id)}`);
     return this.#backendDelete(id);
   }
@@ -482,8 +498,9 @@ export async function scacheOpenMap(
   if (verbose) msgInfo(`open ${label} TLS cache ${map.type}:${map.name}`);
   let backend: CacheBackend;
   try {
-    backend = await map.info.open(map.name, { truncate: true, type: map.type, timeout });
+    backend = await map.info.open(map.name, { truncate: true, type: map.type, timeout, cache: label });
   } catch (err) {
+    if (err instanceof FatalError) throw err; // already said
     msgFatal(`${opts.context ?? ""}cannot open ${map.type}:${map.name}: ${errorText(err)}`);
   }
   const cacheOpts: SessionCacheOptions = { label, backend, timeout, verbose };

@@ -7,8 +7,8 @@
  *       reconnects), the connector that picks the server of each connect
  *       (the failover list of standalone servers) and keeps every stream's
  *       errors handled, the per-request deadline, the outage state with one
- *       warning per outage and one line when it ends, and the sharing by
- *       table path.
+ *       warning per outage and one line when it ends, the sharing by
+ *       table path, and the start-up warnings of redis/exposure.ts.
  * Not here: what is stored (cache/backends/redis.ts, tickets/redis-keys.ts);
  *           the table file (redis/table.ts).
  * See also: ioredis lib/redis/RedisOptions.ts (Connector),
@@ -35,6 +35,7 @@ import { AbstractConnector, Cluster, Redis, type ClusterOptions, type RedisOptio
 import { ERR_BACKEND_UNAVAILABLE, TlsmgrError, errorText } from "../log/errors.js";
 import { msgInfo, msgWarn } from "../log/msg.js";
 import { REDIS_DEFAULT_PORT, redisTableRead, type RedisServer, type RedisTable } from "./table.js";
+import { redisExposureWarnings } from "./exposure.js";
 
 /** Connect attempts give up after this long (then the back-off retries). */
 export const REDIS_CONNECT_TIMEOUT_MS = 2000;
@@ -335,6 +336,7 @@ export async function redisLinkOpen(path: string, opts: { table?: RedisTable; wa
   const have = links.get(path);
   if (have) return have.acquire();
   const link = new RedisLink(opts.table ?? redisTableRead(path));
+  for (const w of redisExposureWarnings(link.label, link.table)) msgWarn(w);
   links.set(path, link);
   await link.waitReady(opts.waitMs ?? REDIS_OPEN_WAIT_MS);
   return link;

@@ -94,8 +94,8 @@ async function farmHost(name: string, redis: RedisServerHandle, wrapFile: string
   started.instances.push(pf);
   const table = (t: string) => join(pf.configDir, t);
   const servers = `${redis.host}:${redis.port}`;
-  await writeRedisTable(table("smtpd-redis.cf"), { servers, keyPrefix: "farm:smtpd:", timeout: "1s" });
-  await writeRedisTable(table("smtp-redis.cf"), { servers, keyPrefix: "farm:smtp:", timeout: "1s" });
+  await writeRedisTable(table("smtpd-redis.cf"), { servers, keyPrefix: "farm:smtpd:", timeout: "1s", keyWrapFile: wrapFile });
+  await writeRedisTable(table("smtp-redis.cf"), { servers, keyPrefix: "farm:smtp:", timeout: "1s", keyWrapFile: wrapFile });
   await writeRedisTable(table("keys-redis.cf"), { servers, keyPrefix: "farm:keys:", timeout: "1s", keyWrapFile: wrapFile });
   await nameSmtpdService(pf);
   await pf.postconf("-e",
