@@ -2,8 +2,8 @@
  * exchange.ts - the PRNG exchange file (tls_random_exchange_name) shared with Postfix processes.
  * Owns: opening it (O_RDWR|O_CREAT|O_NOFOLLOW, mode 0600: it lives in the
  *       data_directory that mail_owner processes can write, so a symbolic
- *       link planted there is refused, as is anything but a regular file
- *       with one link), and one update: take an
+ *       link planted there is refused, as is a regular file with another
+ *       hard link), and one update: take an
  *       exclusive flock(2) lock (the lock Postfix's myflock() takes, so smtpd,
  *       smtp and flock(1) all see it), read what is there, let the pool mix it
  *       in and hand back 1024 fresh bytes, write them at offset 0, unlock.
@@ -54,7 +54,7 @@ const defaultWriter: ExchangeWriter = async (fh, buf, offset, length, position) 
 
 let warnedNoFlock = false;
 
-/** openExchangeFile - open or create the file, mode 0600; never through a symbolic link, only a regular file with one link */
+/** openExchangeFile - open or create the file, mode 0600; never through a symbolic link, nor a regular file with other links */
 async function openExchangeFile(path: string): Promise<FileHandle> {
   let fh: FileHandle;
   try {
@@ -67,7 +67,8 @@ async function openExchangeFile(path: string): Promise<FileHandle> {
     await fh.close();
     throw err;
   });
-  const why = !st.isFile() ? "not a regular file" : st.nlink > 1 ? `it has ${st.nlink} hard links` : undefined;
+  // A device (/dev/full in tests) is taken, as by Postfix; a regular file must have no other name.
+  const why = st.isFile() && st.nlink > 1 ? `it has ${st.nlink} hard links` : undefined;
   if (why !== undefined) {
     await fh.close();
     throw new TlsmgrError(why, "EPERM");
