@@ -86,6 +86,15 @@ export function newTicketKey(now: number, sessionTimeout: number, random: (n: nu
   };
 }
 
+/**
+ * ticketKeyZero - overwrite the secret bytes of a key that was dropped (its
+ * name stays): call only once nothing can hand it out any more.
+ */
+export function ticketKeyZero(key: TicketKey): void {
+  key.bits.fill(0);
+  key.hmac.fill(0);
+}
+
 /** findTicketKey - tls_scache_key over a list sorted newest first (at most 2 used). */
 export function findTicketKey(
   keys: ReadonlyArray<TicketKey>,
@@ -126,11 +135,14 @@ export class MemoryTicketKeys implements TicketKeySource {
   /** rotate - tls_scache_key_rotate: keep the two keys, the later tout first. */
   rotate(key: TicketKey): void {
     const current = this.#keys[0];
+    const before = this.#keys;
     if (current === undefined || current.tout < key.tout) this.#keys = current ? [key, current] : [key];
     else this.#keys = [current, key];
+    for (const k of before) if (!this.#keys.includes(k)) ticketKeyZero(k);
   }
 
   async close(): Promise<void> {
+    for (const k of this.#keys) ticketKeyZero(k);
     this.#keys = [];
   }
 }
