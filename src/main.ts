@@ -3,8 +3,9 @@
  *           skeleton, as tlsmgr.c's main() hands its hooks to multi_server_main.
  * Owns: tlsmgr's hooks: pre-init (with privileges and mail_owner's effective
  *       ids: the PRNG exchange file and pool, the session caches, the ticket
- *       keys; the request handlers' state), post-init (the cache sweeps and
- *       the start-up info lines), before-exit (save the PRNG exchange file),
+ *       keys; the request handlers' state), post-init (connecting to Redis,
+ *       now that privileges are dropped; the cache sweeps and the start-up
+ *       info lines), before-exit (save the PRNG exchange file),
  *       the --home mode's cache defaults, and what runs after each request
  *       (the time of day into the PRNG pool).
  * Not here: the daemon's life cycle, command line, configuration, logging,
@@ -33,6 +34,7 @@ import { serveConnection, type ConnectionOptions } from "./server/connection.js"
 import type { TlsmgrState } from "./server/handlers.js";
 import { startListener } from "./server/listener.js";
 import { openTicketKeySource } from "./tickets/key-source.js";
+import { redisConnectDeferred, redisDeferConnects } from "./redis/link.js";
 
 /** Bytes of each cache entry (time stamp and session start) that the sweep mixes into the PRNG pool. */
 const SWEEP_MIX_BYTES = 64;
@@ -74,6 +76,8 @@ function mixTimeOncePerTurn(pool: PrngPool): () => void {
  */
 async function tlsmgrPreInit(ctx: MultiServerContext): Promise<Tlsmgr> {
   const { cfg, owner } = ctx;
+  // Redis links open now (files read with privileges) and connect after the drop (post-init).
+  redisDeferConnects();
   // 3.6 and later expect the server announcement; 3.5 reads it as a reply.
   const announce = serverAnnouncement(cfg.tlsmgr_server_announcement, release, ctx.args.underMaster);
   const ids = owner ? { uid: owner.uid, gid: owner.gid } : undefined;
@@ -125,6 +129,7 @@ async function tlsmgrPreInit(ctx: MultiServerContext): Promise<Tlsmgr> {
 
 /** tlsmgrPostInit - tlsmgr_post_init(): start the cache sweeps; say which caches serve. */
 function tlsmgrPostInit(ctx: MultiServerContext, t: Tlsmgr): void {
+  void redisConnectDeferred();
   t.caches.startSweeps();
   if (ctx.args.standalone) return; // -S: one client, no start-up report
   for (const type of CACHE_TYPES) {

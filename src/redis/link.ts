@@ -8,7 +8,8 @@
  *       (the failover list of standalone servers) and keeps every stream's
  *       errors handled, the per-request deadline, the outage state with one
  *       warning per outage and one line when it ends, the sharing by
- *       table path, and the start-up warnings of redis/exposure.ts.
+ *       table path, connecting only after the privilege drop, and the
+ *       start-up warnings of redis/exposure.ts.
  * Not here: what is stored (cache/backends/redis.ts, tickets/redis-keys.ts);
  *           the table file (redis/table.ts).
  * See also: ioredis lib/redis/RedisOptions.ts (Connector),
@@ -21,6 +22,14 @@
  * this link logs the first failure of an outage, and its end: a success
  * after REDIS_RECOVERY_QUIET_MS without failures (so a Cluster with one
  * node down, where some requests work, is one outage, not a flood).
+ *
+ * Privileges: a daemon that starts as root opens its links before it drops
+ * to mail_owner (the table, password and TLS files are read then), but
+ * connects them only after: between redisDeferConnects() and
+ * redisConnectDeferred() a link opens without connecting, so no reply from
+ * a Redis server is parsed with root's privileges. Until its first
+ * connection attempt has settled, a request waits for it (at most the
+ * table's timeout) rather than count as an outage.
  *
  * Streams: ioredis listens for a stream's errors with once(); a TLS socket
  * can emit a second error (a server's alert that arrives after the client
@@ -144,8 +153,13 @@ export class RedisLink {
   #connError: string | undefined;
   #upTimer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** false until connect() (a link opened while connects are deferred). */
+  #started: boolean;
+  /** Settles when the first connection attempt has (ready or failed); undefined once it has. */
+  #firstAttempt: Promise<void> | undefined;
 
-  constructor(table: RedisTable) {
+  constructor(table: RedisTable, opts: { lazy?: boolean } = {}) {
+    this.#started = opts.lazy !== true;
     this.table = table;
     this.label = `redis:${table.path}`;
     const t = table.timeoutMs;
@@ -165,6 +179,7 @@ export class RedisLink {
     } satisfies RedisOptions;
     if (table.cluster) {
       const opts: ClusterOptions = {
+        lazyConnect: !this.#started,
         enableOfflineQueue: false,
         enableReadyCheck: true,
         clusterRetryStrategy: (times) => redisBackoff(times),
@@ -187,7 +202,7 @@ export class RedisLink {
         db: table.database,
         enableOfflineQueue: false,
         enableReadyCheck: true,
-        lazyConnect: false,
+        lazyConnect: !this.#started,
         retryStrategy: (times) => redisBackoff(times),
         // Several standalone servers are a failover list: after a failure, the next one.
         Connector: redisConnector(table.servers),
@@ -205,6 +220,31 @@ export class RedisLink {
       this.#connError = undefined;
       this.#up();
     });
+  }
+
+  /**
+   * connect - start a link opened while connects were deferred; resolves
+   * true once connected, false after REDIS_OPEN_WAIT_MS (then it goes on
+   * trying, and the outage is logged).
+   */
+  connect(): Promise<boolean> {
+    if (this.#started || this.#closed) return this.waitReady(0);
+    this.#started = true;
+    this.#firstAttempt = new Promise<void>((resolve) => {
+      const settle = () => {
+        this.client.off("ready", settle);
+        this.client.off("error", settle);
+        this.client.off("node error", settle);
+        this.#firstAttempt = undefined;
+        resolve();
+      };
+      this.client.on("ready", settle);
+      this.client.on("error", settle);
+      this.client.on("node error", settle);
+    });
+    // Failures arrive as "error" events (see the constructor): nothing to do here.
+    this.client.connect().catch(() => undefined);
+    return this.waitReady(REDIS_OPEN_WAIT_MS);
   }
 
   /** #fail - note a failure; the first of an outage is logged. */
@@ -251,6 +291,19 @@ export class RedisLink {
    * Rejects with RedisUnavailableError on any failure (already logged as an outage).
    */
   run<T>(op: (client: RedisClient) => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new RedisUnavailableError(`${this.label}: closed`));
+    // Not connected before the privilege drop (see the header): a miss, no outage.
+    if (!this.#started) return Promise.reject(new RedisUnavailableError(`${this.label}: not connected yet`));
+    const first = this.#firstAttempt;
+    if (first !== undefined) {
+      const bound = new Promise<void>((resolve) => setTimeout(resolve, this.table.timeoutMs).unref());
+      return Promise.race([first, bound]).then(() => this.#run(op));
+    }
+    return this.#run(op);
+  }
+
+  /** #run - run() once the first connection attempt has settled. */
+  #run<T>(op: (client: RedisClient) => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(new RedisUnavailableError(`${this.label}: closed`));
     return new Promise<T>((resolve, reject) => {
       let settled = false;
@@ -319,6 +372,10 @@ export class RedisLink {
     this.#closed = true;
     if (this.#upTimer) clearTimeout(this.#upTimer);
     if (links.get(this.table.path) === this) links.delete(this.table.path);
+    if (!this.#started) {
+      this.client.disconnect(); // never connected: nothing to say goodbye to
+      return;
+    }
     const quit = this.client.quit().catch(() => undefined);
     const grace = new Promise<void>((resolve) => setTimeout(resolve, Math.max(200, this.table.timeoutMs)).unref());
     await Promise.race([quit, grace]);
@@ -335,9 +392,31 @@ export class RedisLink {
 export async function redisLinkOpen(path: string, opts: { table?: RedisTable; waitMs?: number } = {}): Promise<RedisLink> {
   const have = links.get(path);
   if (have) return have.acquire();
-  const link = new RedisLink(opts.table ?? redisTableRead(path));
+  const link = new RedisLink(opts.table ?? redisTableRead(path), { lazy: deferring });
   for (const w of redisExposureWarnings(link.label, link.table)) msgWarn(w);
   links.set(path, link);
-  await link.waitReady(opts.waitMs ?? REDIS_OPEN_WAIT_MS);
+  if (deferring) deferred.add(link);
+  else await link.waitReady(opts.waitMs ?? REDIS_OPEN_WAIT_MS);
   return link;
+}
+
+/** While true, links open without connecting (see "Privileges" in the header). */
+let deferring = false;
+const deferred = new Set<RedisLink>();
+
+/** redisDeferConnects - from now on, open links without connecting them (a daemon started as root, before its privilege drop). */
+export function redisDeferConnects(): void {
+  deferring = true;
+}
+
+/**
+ * redisConnectDeferred - connect the links opened since redisDeferConnects()
+ * (after the privilege drop); later links connect at once again. Resolves
+ * when each is connected or has waited REDIS_OPEN_WAIT_MS.
+ */
+export async function redisConnectDeferred(): Promise<void> {
+  deferring = false;
+  const starting = [...deferred].map((l) => l.connect());
+  deferred.clear();
+  await Promise.all(starting);
 }
