@@ -33,6 +33,8 @@ export interface TicketKeySource {
    * keyname undefined: the current encryption key, made when none is valid;
    * keyname of 16 bytes: that key if still valid for decryption.
    * sessionTimeout is T, the smtpd session cache timeout in seconds (> 0).
+   * The key's buffers stay the store's: use them at once (a store zeroes
+   * the bytes of keys it drops, ticketKeyZero).
    */
   tktkey(keyname: Buffer | undefined, sessionTimeout: number): TicketKey | undefined | Promise<TicketKey | undefined>;
   close(): Promise<void>;
