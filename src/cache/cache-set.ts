@@ -26,6 +26,7 @@ import { msgFatal, msgInfo } from "../log/msg.js";
 import { TLS_LOG_CACHE, tlsLogMask } from "../config/tls-log-mask.js";
 import { CACHE_TYPES, type CacheType } from "../protocol/tlsmgr-proto.js";
 import type { Clock } from "../util/clock.js";
+import type { CacheLimitParams, CacheLimits } from "./cache-bound.js";
 
 /** TLS_SESSION_LIFEMIN: a positive timeout below this becomes this. */
 export const TLS_SESSION_LIFEMIN = 120;
@@ -47,6 +48,8 @@ export interface CacheSetOptions {
   ownerUid?: number;
   /** Each entry a sweep meets, e.g. for the PRNG pool. */
   onSweepEntry?: (type: CacheType, id: string, value: Buffer) => void;
+  /** Each cache's entry and byte limits and their names (config/params.ts scacheLimitsOf; cache/cache-bound.ts). */
+  limits?: (type: CacheType) => { limits: CacheLimits; params: CacheLimitParams };
 }
 
 /** The caches as the request handlers see them (server/handlers.ts). */
@@ -131,6 +134,7 @@ export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = 
       const cache = await scacheOpenMap({ ...map, name }, type, tlsLogCache(c.param.loglevel, c.loglevel), timeout, {
         ...(opts.clock ? { clock: opts.clock } : {}),
         ...(hook ? { onSweepEntry: (id: string, value: Buffer) => hook(type, id, value) } : {}),
+        ...(opts.limits ? { limits: opts.limits(type).limits, limitParams: opts.limits(type).params } : {}),
         context,
       });
       caches.set(type, cache);
