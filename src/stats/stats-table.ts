@@ -59,7 +59,7 @@ function rateText(r: number | null): string {
 
 /** limitsText - the limits of a cache. */
 function limitsText(c: CacheSnapshot): string {
-  if (c.shared) return "server's";
+  if (c.shared) return "(server's)";
   const parts = [];
   if (c.entry_limit > 0) parts.push(`${c.entry_limit} entries`);
   if (c.byte_limit > 0) parts.push(bytesText(c.byte_limit));
