@@ -129,6 +129,9 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
+/** Set while scrapes fail: one warning per run of failures. */
+let renderFailing = false;
+
 /** serve - answer one HTTP request: GET or HEAD of /metrics, else 404 or 405. */
 function serve(req: IncomingMessage, res: ServerResponse, render: () => Promise<{ type: string; text: string }>): void {
   req.resume(); // a body, if any, is not read into memory
@@ -143,11 +146,13 @@ function serve(req: IncomingMessage, res: ServerResponse, render: () => Promise<
   }
   render().then(
     ({ type, text }) => {
+      renderFailing = false;
       res.writeHead(200, { "Content-Type": type, "Content-Length": Buffer.byteLength(text) });
       res.end(req.method === "HEAD" ? undefined : text);
     },
     (err: unknown) => {
-      msgWarn(`metrics: cannot format metrics: ${errorText(err)}`);
+      if (!renderFailing) msgWarn(`metrics: cannot format metrics: ${errorText(err)}`);
+      renderFailing = true;
       res.writeHead(500, { "Content-Type": "text/plain; charset=utf-8" }).end("cannot format metrics\n");
     },
   );

@@ -20,7 +20,7 @@ import { Counter, Gauge, Registry, type Metric } from "prom-client";
 import { REPLY_STATUSES, REQUEST_KINDS, lmdbCounters, redisCounters, type CacheCounters, type Histogram } from "./counters.js";
 import type { CacheView, StatsSources } from "./stats-view.js";
 
-/** The text a histogram series needs: its name, labels, and its histogram. */
+/** One series of a histogram metric: its labels and its histogram. */
 interface HistogramSeries {
   labels: Record<string, string>;
   h: Histogram;
@@ -200,6 +200,14 @@ export function metricsRegistry(src: StatsSources): Registry {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1e6;
   });
-  single(reg, "gauge", "process_resident_memory_bytes", "Resident memory size in bytes.", () => process.memoryUsage.rss());
+  // rss() reads /proc/self, which a chroot jail lacks: no sample there (the peak, from getrusage, always works)
+  single(reg, "gauge", "process_resident_memory_bytes", "Resident memory size in bytes.", () => {
+    try {
+      return process.memoryUsage.rss();
+    } catch {
+      return undefined;
+    }
+  });
+  single(reg, "gauge", "process_max_resident_memory_bytes", "Peak resident memory size in bytes.", () => process.resourceUsage().maxRSS * 1024);
   return reg;
 }
