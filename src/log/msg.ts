@@ -3,6 +3,8 @@
  * Owns: the severity prefixes, the verbose level, the process name and pid in
  *       each line, and the list of sinks (stderr by default; syslog and
  *       postlogd sinks are added by log/ sinks at start-up).
+ *       Every line is sanitised once, before any sink sees it: control
+ *       characters become '?' (a client string can never start a new line).
  * Not here: where a sink writes (log/stderr-sink.ts and friends).
  * See also: postfix/src/util/msg.c, msg_output.c
  *
@@ -80,7 +82,12 @@ export function stderrSink(): MsgSink {
   };
 }
 
-function emit(level: MsgLevel, text: string): void {
+/** Characters no log line may carry: C0 controls (new lines included), DEL, C1 controls. */
+const CONTROL_CHARS = /[\x00-\x1f\x7f-\x9f]/g;
+
+/** emit - one sanitised line to every sink, as msg_output() does (printable(..., '?')). */
+function emit(level: MsgLevel, raw: string): void {
+  const text = raw.replace(CONTROL_CHARS, "?");
   for (const sink of sinks) {
     try {
       sink.write(level, text);

@@ -15,6 +15,7 @@ import { dirname } from "node:path";
 import type { TlsmgrState } from "./handlers.js";
 import type { ConnectionOptions } from "./connection.js";
 import { serveConnection } from "./connection.js";
+import { InputBudget, inputBudgetBytes } from "./input-budget.js";
 import { msgFatal } from "../log/msg.js";
 
 export interface ListenerOptions extends ConnectionOptions {
@@ -57,6 +58,8 @@ export async function startListener(state: TlsmgrState, opts: ListenerOptions): 
   const sockets = new Set<Socket>();
   let nextClient = 1;
   const servers: Server[] = [];
+  // One bound on unfinished request bytes for all the clients of this listener.
+  const connOpts: ListenerOptions = { ...opts, inputBudget: opts.inputBudget ?? new InputBudget(inputBudgetBytes(opts.limits)) };
 
   const onConnection = (socket: Socket, label: string) => {
     sockets.add(socket);
@@ -65,12 +68,14 @@ export async function startListener(state: TlsmgrState, opts: ListenerOptions): 
       sockets.delete(socket);
       opts.onClientCount?.(sockets.size);
     });
-    serveConnection(socket, `${label} client #${nextClient++}`, state, opts);
+    serveConnection(socket, `${label} client #${nextClient++}`, state, connOpts);
   };
 
   const listenOn = (target: { path: string } | { fd: number }, label: string) =>
     new Promise<void>((resolve, reject) => {
-      const server = createServer({ pauseOnConnect: false }, (s) => onConnection(s, label));
+      // allowHalfOpen: a client's shutdown(SHUT_WR) must not end our side
+      // before the requests it sent are answered (server/connection.ts).
+      const server = createServer({ pauseOnConnect: false, allowHalfOpen: true }, (s) => onConnection(s, label));
       server.once("error", reject);
       server.listen(target, () => {
         server.off("error", reject);
