@@ -9,7 +9,6 @@
  *           tlsmgr_post_init, tlsmgr_before_exit)
  */
 
-import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { userInfo } from "node:os";
 import { parseDaemonArgs, requireSolitary } from "./cli/args.js";
@@ -26,6 +25,9 @@ import type { MasterLink } from "./master/master-link.js";
 import { dropPrivileges, lookupUser, refuseRoot } from "./master/privileges.js";
 import { dataRedirectFile, dataRedirectOwnerUid } from "./cache/data-redirect.js";
 import { withEffectiveIds } from "./util/eugid.js";
+import { makeDirs } from "./util/make-dirs.js";
+import { INSTANCE_LOCK_WAIT_MS, takeInstanceLock } from "./master/instance-lock.js";
+import { errorText } from "./log/errors.js";
 import { setupLogging } from "./log/setup.js";
 import { FatalError, msgFatal, msgInfo, msgWarn, setMsgVerbose, setProcessName } from "./log/msg.js";
 import { startListener } from "./server/listener.js";
@@ -106,9 +108,9 @@ async function start(args: DaemonArgs): Promise<void> {
     configDir = home;
     defaults = embeddedDefaults(home);
     try {
-      mkdirSync(join(home, "data"), { recursive: true, mode: 0o700 });
+      makeDirs(join(home, "data"), 0o700);
     } catch (err) {
-      msgFatal(`create directory ${join(home, "data")}: ${(err as Error).message}`);
+      msgFatal(`create directory ${join(home, "data")}: ${errorText(err)}`);
     }
   } else {
     configDir = args.configDir ?? process.env.MAIL_CONFIG ?? "/etc/postfix";
@@ -146,11 +148,14 @@ async function start(args: DaemonArgs): Promise<void> {
   // main.cf are relative to it). A command-line socket path was made absolute.
   const socketArg = args.socket !== undefined ? resolve(args.socket) : undefined;
   try {
-    mkdirSync(cfg.queue_directory, { recursive: true, mode: 0o755 });
+    makeDirs(cfg.queue_directory, 0o755);
     process.chdir(cfg.queue_directory);
   } catch (err) {
-    msgFatal(`chdir ${cfg.queue_directory}: ${(err as Error).message}`);
+    msgFatal(`chdir ${cfg.queue_directory}: ${errorText(err)}`);
   }
+
+  // One tlsmgr per data directory, before any cache is truncated or socket taken over.
+  await takeInstanceLock(cfg.data_directory, args.underMaster ? INSTANCE_LOCK_WAIT_MS : 0);
 
   // Open what needs privileges first: PRNG exchange file, caches, socket.
   // Files are created with mail_owner's ids, as Postfix's tlsmgr does.

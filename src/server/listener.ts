@@ -3,20 +3,24 @@
  * Owns: creating the socket (Postfix's mode 0666 inside a 0700 private
  *       directory) or adopting one inherited from master(8), accepting,
  *       naming clients for diagnostics, counting clients (for master's
- *       busy/idle status), and closing.
+ *       busy/idle status), and closing. Caps: server/descriptor-room.ts
+ *       (open file limit), server/input-budget.ts (one per listener).
  * Not here: the request loop (server/connection.ts).
  * See also: postfix/src/master/multi_server.c, postfix/src/util/unix_listen.c
  */
 
 import { createServer } from "node:net";
 import type { Server, Socket } from "node:net";
-import { chmodSync, chownSync, mkdirSync, statSync, unlinkSync } from "node:fs";
+import { chmodSync, chownSync, statSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import type { TlsmgrState } from "./handlers.js";
 import type { ConnectionOptions } from "./connection.js";
 import { serveConnection } from "./connection.js";
 import { InputBudget, inputBudgetBytes } from "./input-budget.js";
+import { capClients } from "./descriptor-room.js";
 import { msgFatal } from "../log/msg.js";
+import { errorText } from "../log/errors.js";
+import { makeDirs } from "../util/make-dirs.js";
 
 export interface ListenerOptions extends ConnectionOptions {
   /** A path to create, or inherited listening descriptors (from master). */
@@ -38,11 +42,11 @@ export interface TlsmgrListener {
 export function prepareSocketPath(path: string, owner?: { uid: number; gid: number }): void {
   const dir = dirname(path);
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirs(dir, 0o700);
     // Master's private/ is owned by mail_owner; only root can give it away.
     if (owner && statSync(dir).uid !== owner.uid) chownSync(dir, owner.uid, owner.gid);
   } catch (err) {
-    msgFatal(`create directory ${dir}: ${(err as Error).message}`);
+    msgFatal(`create directory ${dir}: ${errorText(err)}`);
   }
   try {
     const st = statSync(path);
@@ -79,6 +83,7 @@ export async function startListener(state: TlsmgrState, opts: ListenerOptions): 
       server.once("error", reject);
       server.listen(target, () => {
         server.off("error", reject);
+        capClients(server, label);
         servers.push(server);
         resolve();
       });

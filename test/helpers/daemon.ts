@@ -39,6 +39,8 @@ export interface StartDaemonOptions {
   env?: NodeJS.ProcessEnv;
   /** How long to wait for the announcement; default 20 s. */
   readyTimeoutMs?: number;
+  /** A command that runs the daemon (e.g. ["prlimit", "--nofile=64:64"]): given node and its arguments last. */
+  wrapper?: string[];
 }
 
 export interface RunningDaemon {
@@ -110,7 +112,8 @@ export async function startDaemon(opts: StartDaemonOptions = {}): Promise<Runnin
   const argv = [DAEMON_MAIN, ...(opts.socket !== undefined ? ["--socket", opts.socket] : []), ...(opts.args ?? [])];
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
   if (opts.configDir !== undefined) env["MAIL_CONFIG"] = opts.configDir;
-  const proc = spawn(process.execPath, argv, { cwd: REPO_ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  const [cmd, ...cmdArgs] = [...(opts.wrapper ?? []), process.execPath, ...argv];
+  const proc = spawn(cmd!, cmdArgs, { cwd: REPO_ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   running.add(proc);
   installExitHook();
 
