@@ -5,7 +5,8 @@
  *       answered, in order, then the close); client bytes in every kind of
  *       warning (escaped: no new line, no escape sequence reaches the log);
  *       warnings repeated by one client (a few logged, then a count of the
- *       rest, Postfix's "N more" style), stray NULs included.
+ *       rest, Postfix's "N more" style), stray NULs included; many clients
+ *       each holding an unfinished request (the total held stays bounded).
  * Not here: slow, stuck and many clients (robustness/faults.test.ts); random
  *           input against a model (robustness/fuzz-socket.test.ts); the
  *           escaping of each sink (unit/msg-sanitize.test.ts).
@@ -18,6 +19,7 @@ import { startDaemon } from "../helpers/daemon.js";
 import type { RunningDaemon } from "../helpers/daemon.js";
 import { attr0ListSplit, openAnnounced, rawTestInstance } from "../helpers/raw-conn.js";
 import type { RawTestInstance } from "../helpers/raw-conn.js";
+import { inputBudgetBytes } from "../../src/server/input-budget.js";
 
 const OK = "status\x000\0\0";
 const POLICY_REQ = "request\0policy\0cache_type\0smtpd\0\0";
@@ -180,4 +182,31 @@ test("stray NULs (empty requests): each answered, a few warnings and one count o
   assert.ok(each.length >= 1 && each.length <= 10, `a few warnings logged, not ${each.length}`);
   assert.equal(more.length, 1, lines.join("\n"));
   assert.equal(Number(/: (\d+) more/.exec(more[0]!)![1]) + each.length, N);
+});
+
+test("clients that each hold an unfinished 5.6 MB request: the total held stays under the bound, the largest are dropped", async () => {
+  const limit = inputBudgetBytes({ nameLimit: 256, valueLimit: VALUE_LIMIT, countLimit: 16 });
+  const mark = daemon.stderr().length;
+  const value = "A".repeat(VALUE_LIMIT);
+  let partial = "request\0update\0";
+  for (let i = 0; i < 14; i++) partial += `x${i}\0${value}\0`;
+  const bytes = Buffer.from(partial, "latin1");
+  const n = Math.ceil((1.5 * limit) / bytes.length);
+  const conns = await Promise.all(Array.from({ length: n }, () => openAnnounced(daemon.socket)));
+  try {
+    await Promise.all(conns.map((c) => new Promise<void>((resolve) => {
+      c.sock.write(bytes, () => resolve());
+      c.sock.once("close", () => resolve());
+    })));
+    await conns[0]!.until(() => logSince(mark).filter((l) => l.includes("unfinished requests")).length >= 1, "a drop", 20_000);
+    await new Promise((r) => setTimeout(r, 500));
+    const open = conns.filter((c) => !c.closed).length;
+    const drops = logSince(mark).filter((l) => /warning: .* client #\d+: unfinished requests of all clients hold \d+ bytes, more than \d+: closing this client, which held \d+$/.test(l));
+    assert.ok(open * bytes.length <= limit, `${open} clients of ${bytes.length} bytes each still held (limit ${limit})`);
+    assert.equal(drops.length, n - open, "one warning per dropped client");
+    assert.ok(open >= Math.floor(limit / bytes.length) - 1, `the others keep their connection: ${open} of ${n}`);
+    await stillServing();
+  } finally {
+    for (const c of conns) c.close();
+  }
 });
