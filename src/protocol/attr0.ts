@@ -90,7 +90,7 @@ export class Attr0Decoder {
   #tokenLen = 0;
   #state: State = State.Name;
   #attrs: Attr0Attr[] = [];
-  /** Bytes of the names and values in #attrs (the unfinished list). */
+  /** Bytes of the names and values in #attrs (the unfinished list), NULs included. */
   #attrBytes = 0;
   #name = "";
   #failed = false;
@@ -229,11 +229,11 @@ export class Attr0Decoder {
         if (this.#attrs.length >= this.#limits.countLimit)
           return this.#fail(`attribute count exceeds limit ${this.#limits.countLimit}`);
         this.#name = token.toString("latin1");
-        this.#attrBytes += len;
+        this.#attrBytes += len + 1; // and its NUL
         this.#state = State.Value;
       } else {
         this.#attrs.push({ name: this.#name, value: token });
-        this.#attrBytes += len;
+        this.#attrBytes += len + 1; // and its NUL
         this.#state = State.Name;
       }
     }
