@@ -41,6 +41,10 @@ export interface StartDaemonOptions {
   readyTimeoutMs?: number;
   /** A command that runs the daemon (e.g. ["prlimit", "--nofile=64:64"]): given node and its arguments last. */
   wrapper?: string[];
+  /** Keep only the last this many characters of stderr (long runs); all of it when absent. */
+  stderrKeep?: number;
+  /** Told every piece of stderr as it comes (long runs count lines instead of keeping them). */
+  onStderr?: (text: string) => void;
 }
 
 export interface RunningDaemon {
@@ -119,7 +123,12 @@ export async function startDaemon(opts: StartDaemonOptions = {}): Promise<Runnin
 
   let err = "";
   let out = "";
-  proc.stderr?.on("data", (d: Buffer) => { err += d.toString("utf8"); });
+  proc.stderr?.on("data", (d: Buffer) => {
+    const text = d.toString("utf8");
+    opts.onStderr?.(text);
+    err += text;
+    if (opts.stderrKeep !== undefined && err.length > 2 * opts.stderrKeep) err = err.slice(-opts.stderrKeep);
+  });
   proc.stdout?.on("data", (d: Buffer) => { out += d.toString("utf8"); });
   const exited = new Promise<number | null>((resolve) => {
     proc.on("exit", (code) => { running.delete(proc); resolve(code); });
