@@ -16,7 +16,7 @@
  * Loopback only (a unix socket in a temporary directory).
  */
 
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { startDaemon } from "../test/helpers/daemon.js";
@@ -50,6 +50,10 @@ interface Figures {
   hangs: number;
   crashes: number;
   peakRssMiB: number;
+  /** Of which anonymous memory at most (the rest: mapped pages of the LMDB files). */
+  peakAnonMiB: number;
+  /** Size of the cache files at the end. */
+  cacheFileMiB: number;
   warningLines: number;
   fatalOrPanicLines: number;
   failedRequestLines: number;
@@ -74,7 +78,7 @@ class Fuzzer {
   constructor(readonly o: StressOptions) {
     this.f = {
       minutes: o.minutes, connections: o.connections, seed: o.seed, cases: 0, requests: 0, bytesSent: 0,
-      wrongReplies: 0, hangs: 0, crashes: 0, peakRssMiB: 0, warningLines: 0, fatalOrPanicLines: 0, failedRequestLines: 0,
+      wrongReplies: 0, hangs: 0, crashes: 0, peakRssMiB: 0, peakAnonMiB: 0, cacheFileMiB: 0, warningLines: 0, fatalOrPanicLines: 0, failedRequestLines: 0,
       cleanStop: false,
     };
   }
@@ -249,7 +253,8 @@ class Fuzzer {
     const endAt = Date.now() + this.o.minutes * 60_000;
     const progress = setInterval(() => {
       process.stderr.write(`fuzz: ${this.f.cases} cases, ${this.f.requests} requests, ${this.f.wrongReplies} wrong, ` +
-        `${this.f.hangs} hangs, ${this.f.crashes} crashes, RSS ${(this.#sampler.samples.at(-1)?.rssKiB ?? 0) >> 10} MiB\n`);
+        `${this.f.hangs} hangs, ${this.f.crashes} crashes, RSS ${(this.#sampler.samples.at(-1)?.rssKiB ?? 0) >> 10} MiB ` +
+        `(anonymous ${(this.#sampler.samples.at(-1)?.rssAnonKiB ?? 0) >> 10} MiB)\n`);
     }, 30_000);
     progress.unref();
     await Promise.all(Array.from({ length: this.o.connections }, (_, k) => this.#worker(k, endAt)));
@@ -258,7 +263,10 @@ class Fuzzer {
     this.#sampler.sample();
     this.#sampler.stop();
     this.f.peakRssMiB = Math.round(this.#sampler.peakRssKiB / 1024);
+    this.f.peakAnonMiB = Math.round(this.#sampler.peakAnonKiB / 1024);
     const t = this.#target;
+    const files = readdirSync(t.inst.dataDir).filter((n) => n.endsWith(".lmdb"));
+    this.f.cacheFileMiB = Math.round(files.reduce((a, n) => a + statSync(join(t.inst.dataDir, n)).size, 0) / 1048576);
     const code = await t.daemon.stop();
     this.f.cleanStop = code === 0;
     if (!this.f.cleanStop) this.f.crashes++;
@@ -285,7 +293,7 @@ async function main(): Promise<void> {
     `  cases ${fmt(f.cases)}, requests sent ${fmt(f.requests)} (${fmt(Math.round(f.requests / secs))}/s), ` +
       `${(f.bytesSent / 1e6).toFixed(1)} MB`,
     `  wrong replies ${f.wrongReplies}, hangs ${f.hangs}, crashes ${f.crashes}`,
-    `  daemon: peak RSS ${f.peakRssMiB} MiB, warning lines ${fmt(f.warningLines)}, fatal/panic lines ${f.fatalOrPanicLines}, ` +
+    `  daemon: peak RSS ${f.peakRssMiB} MiB (anonymous at most ${f.peakAnonMiB} MiB; cache files ${f.cacheFileMiB} MiB at the end), warning lines ${fmt(f.warningLines)}, fatal/panic lines ${f.fatalOrPanicLines}, ` +
       `failed requests ${f.failedRequestLines}, stopped cleanly on SIGTERM: ${f.cleanStop ? "yes" : "no"}`,
     `  verdict: ${ok ? "PASS" : `FAIL (cases kept in ${o.out})`}`,
   ];

@@ -31,6 +31,8 @@ export function openFds(pid: number): number {
 export class ProcSampler {
   readonly samples: ProcSample[] = [];
   peakRssKiB = 0;
+  /** The largest anonymous part of RSS seen (heap, stacks; not the LMDB file's pages). */
+  peakAnonKiB = 0;
   #timer: NodeJS.Timeout | undefined;
   readonly #start = Date.now();
 
@@ -58,6 +60,7 @@ export class ProcSampler {
     if (m === undefined) return undefined;
     const s = { t: (Date.now() - this.#start) / 1000, rssKiB: m.vmRssKiB, rssAnonKiB: m.rssAnonKiB, fds: openFds(this.pid) };
     this.peakRssKiB = Math.max(this.peakRssKiB, m.vmRssKiB, m.vmHwmKiB);
+    this.peakAnonKiB = Math.max(this.peakAnonKiB, m.rssAnonKiB);
     this.samples.push(s);
     return s;
   }
