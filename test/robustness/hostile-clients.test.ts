@@ -54,6 +54,15 @@ after(async () => {
 /** logSince - the daemon's stderr lines written after `mark` characters. */
 const logSince = (mark: number): string[] => daemon.stderr().slice(mark).split("\n").filter((l) => l !== "");
 
+/** waitForLog - until a line after `mark` matches (the daemon's stderr comes through a pipe, later than socket events). */
+async function waitForLog(mark: number, re: RegExp, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!logSince(mark).some((l) => re.test(l))) {
+    if (Date.now() > deadline) assert.fail(`no log line ${re} in:\n${logSince(mark).join("\n")}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 async function stillServing(): Promise<void> {
   const c = await openAnnounced(daemon.socket);
   assert.equal(await c.exchange(POLICY_REQ, POLICY_SMTPD), POLICY_SMTPD);
@@ -96,6 +105,7 @@ test("complete requests, then half a request and shutdown(SHUT_WR): the complete
     c.close();
   }
   await stillServing();
+  await waitForLog(mark, /premature end-of-input/);
   const warnings = logSince(mark).filter((l) => l.includes("warning:"));
   assert.equal(warnings.length, 1, warnings.join("\n"));
   assert.match(warnings[0]!, /warning: premature end-of-input from .* while reading request$/);
@@ -133,6 +143,7 @@ for (const inj of INJECTIONS) {
       c.close();
     }
     await stillServing();
+    await waitForLog(mark, /\?fatal: forged by a client\?/);
     const lines = logSince(mark);
     assert.ok(lines.length >= 1, "a warning was logged");
     for (const l of lines) {
@@ -156,6 +167,7 @@ test("a client that repeats bad requests: a few warnings, then one count of the 
     await c.waitClosed(10_000);
   }
   await stillServing();
+  await waitForLog(mark, /more warnings? not logged$/);
   const lines = logSince(mark);
   const each = lines.filter((l) => /warning: unknown request "frobnicate" from /.test(l));
   const more = lines.filter((l) => /warning: .* client #\d+: \d+ more warnings? not logged$/.test(l));
@@ -176,6 +188,7 @@ test("stray NULs (empty requests): each answered, a few warnings and one count o
     c.sock.end();
     await c.waitClosed(10_000);
   }
+  await waitForLog(mark, /more warnings? not logged$/);
   const lines = logSince(mark);
   const each = lines.filter((l) => /warning: empty request from /.test(l));
   const more = lines.filter((l) => /more warnings? not logged$/.test(l));

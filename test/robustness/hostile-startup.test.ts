@@ -29,6 +29,15 @@ const OK = "status\x000\0\0";
 const POLICY_REQ = "request\0policy\0cache_type\0smtpd\0\0";
 const POLICY_SMTPD = "status\x000\0cachable\x001\0timeout\x003600\0\0";
 
+/** logged - until text() has a line matching re (a daemon's stderr comes through a pipe, later than socket events). */
+async function logged(text: () => string, re: RegExp, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!re.test(text())) {
+    if (Date.now() > deadline) assert.fail(`no log line ${re} in:\n${text()}`);
+    await sleep(20);
+  }
+}
+
 /** nested - ${{...} == {y}?y} around "y", n deep. */
 function nested(n: number): string {
   let s = "y";
@@ -134,6 +143,7 @@ test("a full disk under the cache: the warning says No space left on device", { 
     }
     c.close();
     await sleep(300);
+    await logged(() => d.stderr(), /cannot write cache entries/);
     const warning = d.stderr().split("\n").find((l) => l.includes("cannot write cache entries"));
     assert.ok(warning, `a write failure was reported:\n${d.stderr()}`);
     assert.match(warning, /: cannot write cache entries: No space left on device; /);
@@ -162,6 +172,8 @@ test("an open file limit too low for the clients: one warning, those that fit ar
     assert.ok(announced >= 10, `${announced} clients announced`);
     assert.ok(refused > 0, "the rest were closed");
     for (const c of conns.slice(0, 5)) assert.equal(await c.exchange(POLICY_REQ, POLICY_SMTPD), POLICY_SMTPD);
+    await logged(() => d.stderr(), /open file limit/);
+    await sleep(200); // a second warning, if there were one, would be here by now
     const warnings = d.stderr().split("\n").filter((l) => l.includes("warning:"));
     assert.equal(warnings.length, 1, d.stderr());
     assert.match(warnings[0]!, /open file limit 64 .*\(ulimit -n\)/);
@@ -170,7 +182,7 @@ test("an open file limit too low for the clients: one warning, those that fit ar
     const c = await openAnnounced(d.socket);
     assert.equal(await c.exchange(POLICY_REQ, POLICY_SMTPD), POLICY_SMTPD, "served again once clients left");
     c.close();
-    assert.match(d.stderr(), /accepting clients .* again; \d+ connections were closed/);
+    await logged(() => d.stderr(), /accepting clients .* again; \d+ connections were closed/);
   } finally {
     for (const c of conns) c.close();
     assert.equal(await d.stop(), 0);
