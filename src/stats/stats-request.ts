@@ -34,10 +34,15 @@ export function statsReply(status: number, json: string): string {
   ]);
 }
 
-/** handleStats - serve request=stats (attrs[0] is the request attribute). */
-export function handleStats(src: StatsSources | undefined, attrs: Attr0Attr[], peer: string): string {
+/** handleStats - serve request=stats (attrs[0] is the request attribute); warnings go to warn (default msgWarn). */
+export function handleStats(
+  src: StatsSources | undefined,
+  attrs: Attr0Attr[],
+  peer: string,
+  warn: (text: string) => void = msgWarn,
+): string {
   const scan = attr0ScanStrict(attrs, 1, [], peer);
-  if (scan.warning !== undefined) msgWarn(scan.warning);
+  if (scan.warning !== undefined) warn(scan.warning);
   if (src === undefined) return statsReply(TLS_MGR_STAT_ERR, "{}");
   return statsReply(TLS_MGR_STAT_OK, JSON.stringify(statsSnapshot(src, { lmdb: lmdbCounters, redis: redisCounters })));
 }
