@@ -4,8 +4,9 @@
  * Owns: timeout sanitising, "enabled" (database non-empty and timeout > 0),
  *       the duplicate-database check, data_directory redirection,
  *       create-or-truncate, the start-up info line, which *_tls_loglevel
- *       levels turn on cache logging, starting the sweeps, and the cache
- *       set's view for the request handlers (SessionCaches).
+ *       levels turn on cache logging, starting the sweeps, handing each
+ *       cache its entry and byte limits, and the cache set's view for the
+ *       request handlers (SessionCaches).
  * Not here: entries, expiry, the sweep itself, the "type:name" check
  *           (cache/scache.ts); reading main.cf and the loglevel words
  *           (config/params.ts); the redirect rule (config/data-redirect.ts);

@@ -29,7 +29,7 @@ export class MemoryBackend implements CacheBackend {
     return this.#map.get(key);
   }
 
-  /** peek - as lookup() (the Map hands out what it holds either way): marks the store as this process's own. */
+  /** peek - as lookup(): the Map hands out what it holds either way (scache reads sizes through it, cache/cache-bound.ts). */
   peek(key: string): Buffer | undefined {
     return this.#map.get(key);
   }
