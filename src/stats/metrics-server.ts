@@ -16,9 +16,8 @@
  * A failure to bind is a warning: the daemon serves its clients either way.
  *
  * The event loop: a scrape formats a few hundred lines from the counters
- * (a scrape took 1.25 ms here, HTTP included: docs/benchmarks.md); the
- * server never reads a request body,
- * closes idle and slow connections, and accepts few at a time.
+ * (1.25 ms here, HTTP included: docs/benchmarks.md); the server never reads
+ * a request body, closes idle and slow connections, and accepts few at a time.
  */
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
