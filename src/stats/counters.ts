@@ -8,7 +8,7 @@
  *           tlsmgr-client, stats/prometheus.ts for /metrics); where they are
  *           bumped (server/handlers.ts, cache/scache.ts, cache/cache-bound.ts,
  *           tickets/*, cache/backends/lmdb.ts, redis/link.ts).
- * See also: docs/dev (the cost rule), man/tlsmgr.8 (STATISTICS)
+ * See also: docs/benchmarks.md (what they cost), man/tlsmgr.8 (STATISTICS)
  *
  * Cost: bumping a counter is one field increment or one typed-array slot;
  * nothing here builds a string, looks up a Map or allocates per event. A
