@@ -4,6 +4,8 @@
  *       directory: the directory rules and the ids are server/socket-path.ts's)
  *       or adopting one inherited from master(8), accepting,
  *       naming clients for diagnostics, and closing (the clients too).
+ *       Caps: server/descriptor-room.ts (open file limit),
+ *       server/input-budget.ts (one per listener).
  * Not here: the request loop (server/connection.ts); master's taken/available
  *           status, which is per request, not per client (master/master-link.ts).
  * See also: postfix/src/master/multi_server.c, postfix/src/util/unix_listen.c
@@ -15,10 +17,12 @@ import { unlinkSync } from "node:fs";
 import type { TlsmgrState } from "./handlers.js";
 import type { ConnectionOptions } from "./connection.js";
 import { serveConnection } from "./connection.js";
+import { InputBudget, inputBudgetBytes } from "./input-budget.js";
+import { capClients } from "./descriptor-room.js";
 import { prepareSocketPath, withSocketIds } from "./socket-path.js";
 import { CACHE_TYPES } from "../protocol/tlsmgr-proto.js";
-import { errorText } from "../log/errors.js";
 import { msgFatal } from "../log/msg.js";
+import { errorText } from "../log/errors.js";
 
 export interface ListenerOptions extends ConnectionOptions {
   /** A path to create, or inherited listening descriptors (from master). */
@@ -46,19 +50,24 @@ export async function startListener(state: TlsmgrState, opts: ListenerOptions): 
   const sockets = new Set<Socket>();
   let nextClient = 1;
   const servers: Server[] = [];
+  // One bound on unfinished request bytes for all the clients of this listener.
+  const connOpts: ListenerOptions = { ...opts, inputBudget: opts.inputBudget ?? new InputBudget(inputBudgetBytes(opts.limits)) };
 
   const onConnection = (socket: Socket, label: string) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
-    serveConnection(socket, `${label} client #${nextClient++}`, state, opts);
+    serveConnection(socket, `${label} client #${nextClient++}`, state, connOpts);
   };
 
   const listenOn = (target: { path: string } | { fd: number }, label: string) =>
     new Promise<void>((resolve, reject) => {
-      const server = createServer({ pauseOnConnect: false }, (s) => onConnection(s, label));
+      // allowHalfOpen: a client's shutdown(SHUT_WR) must not end our side
+      // before the requests it sent are answered (server/connection.ts).
+      const server = createServer({ pauseOnConnect: false, allowHalfOpen: true }, (s) => onConnection(s, label));
       server.once("error", reject);
       server.listen(target, () => {
         server.off("error", reject);
+        capClients(server, label);
         servers.push(server);
         resolve();
       });

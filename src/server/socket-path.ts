@@ -41,6 +41,7 @@ import { dirname } from "node:path";
 import { errorCode, errorText } from "../log/errors.js";
 import { FatalError, msgFatal } from "../log/msg.js";
 import { withEffectiveIdsSync } from "../master/eugid.js";
+import { makeDirs } from "../util/make-dirs.js";
 
 export type Ids = { uid: number; gid: number };
 
@@ -103,7 +104,7 @@ function openTo(dir: string, trusted: Set<number>, owner: Ids | undefined): { op
 
 /** makeSocketDirectory - mkdir 0700 as this process, then give it to owner through a descriptor (see the header). */
 function makeSocketDirectory(dir: string, owner: Ids | undefined): void {
-  mkdirSync(dirname(dir), { recursive: true, mode: 0o755 });
+  makeDirs(dirname(dir), 0o755);
   mkdirSync(dir, { mode: 0o700 });
   if (!owner || owner.uid === (process.geteuid?.() ?? 0) || process.geteuid?.() !== 0) return;
   const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
