@@ -89,8 +89,8 @@ async function tlsmgrPreInit(ctx: MultiServerContext): Promise<Tlsmgr> {
   // 3.6 and later expect the server announcement; 3.5 reads it as a reply.
   const announce = serverAnnouncement(cfg.tlsmgr_server_announcement, release, ctx.args.underMaster);
   // One tlsmgr per data directory, before any cache is truncated or socket taken over.
-  await takeInstanceLock(cfg.data_directory, ctx.args.underMaster ? INSTANCE_LOCK_WAIT_MS : 0);
   const ids = owner ? { uid: owner.uid, gid: owner.gid } : undefined;
+  await takeInstanceLock(cfg.data_directory, ctx.args.underMaster ? INSTANCE_LOCK_WAIT_MS : 0, ids);
   const redirect = {
     data_directory: cfg.data_directory,
     mail_owner: cfg.mail_owner,

@@ -4,7 +4,7 @@
  *                 root (whoever can change them runs code as root).
  * Owns: finding the running tree (this file's package root, the Node.js
  *       binary) and the warning lines.
- * Not here: the walk and its rules (tools/tree-check.ts, shared with
+ * Not here: the walk and its rules (util/tree-check.ts, shared with
  *           `tlsmgr-postfix install`, which refuses such a tree).
  * See also: README.md (Install: who owns it), docs/security.md
  *
@@ -16,7 +16,7 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { msgWarn } from "../log/msg.js";
-import { unsafeEntries } from "../tools/tree-check.js";
+import { unsafeEntries } from "../util/tree-check.js";
 
 /** At most this many entries are named. */
 const TREE_GUARD_LIMIT = 10;

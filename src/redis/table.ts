@@ -17,7 +17,7 @@
  *   key_prefix     text before every key (tlsmgr:)
  *   username       Redis 6 ACL user (none)
  *   password_file  absolute path; its first line is the password (none);
- *                  a secret file (util/secret-file.ts: root's, mode 0600)
+ *                  a secret file (master/secret-file.ts: root's, mode 0600)
  *   tls            yes|no (no): TLS to the servers
  *   tls_ca_file, tls_cert_file, tls_key_file  absolute paths (PEM)
  *   tls_server_name  name to verify in the server certificate (the host)
@@ -35,7 +35,7 @@ import { isAbsolute } from "node:path";
 import { splitNameval } from "../config/main-cf.js";
 import { errorText } from "../log/errors.js";
 import { msgFatal, msgWarn } from "../log/msg.js";
-import { readSecretFile } from "../util/secret-file.js";
+import { readSecretFile } from "../master/secret-file.js";
 
 /** One server: TCP host and port, or a UNIX-domain socket path. */
 export type RedisServer = { host: string; port: number } | { path: string };

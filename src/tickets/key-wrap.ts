@@ -13,7 +13,7 @@
  * (not a symbolic link), owned by root or by the user that started the
  * daemon, that only its owner can read or write (mode 0600 or 0400); the
  * same file goes to every host that shares the keys. It is checked and read
- * through one descriptor (util/secret-file.ts): no stat-then-read race.
+ * through one descriptor (master/secret-file.ts): no stat-then-read race.
  *
  * Keys: HKDF-SHA256(secret, salt "", info), 32 bytes, one per use of the
  * secret: KEY_WRAP_INFO for ticket keys, and another label for session
@@ -28,7 +28,7 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
 import { msgFatal } from "../log/msg.js";
 import { errorText } from "../log/errors.js";
-import { readSecretFile } from "../util/secret-file.js";
+import { readSecretFile } from "../master/secret-file.js";
 
 export const KEY_WRAP_SECRET_LEN = 32;
 export const KEY_WRAP_VERSION = 1;
@@ -72,7 +72,7 @@ export function keyWrapSecretParse(text: string): Buffer | string {
 
 /**
  * keyWrapSecretRead - the 32-byte secret in file PATH (start-up,
- * synchronous), read by util/secret-file.ts (one descriptor, root's or the
+ * synchronous), read by master/secret-file.ts (one descriptor, root's or the
  * start-up user's file, mode 0600 or 0400, read with the start-up user's
  * ids). Fatal, naming `context` (e.g. the table file) and the file, when
  * it breaks those rules or is malformed. The caller zeroes the secret when

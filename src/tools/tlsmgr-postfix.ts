@@ -12,7 +12,7 @@
  *       cache and key files, and what it tells the admin.
  * Not here: the daemon (main.ts), the launcher (bin/tlsmgr), chroot itself
  *           (master/privileges.ts), which settings are ours
- *           (tools/main-cf-restore.ts), the tree walk (tools/tree-check.ts).
+ *           (tools/main-cf-restore.ts), the tree walk (util/tree-check.ts).
  * See also: bin/tlsmgr-postfix, postfix/src/master/master_ent.c, master(5), postconf(1)
  *
  * master(8) runs "$daemon_directory/" + command (master_ent.c concatenates;
@@ -44,7 +44,7 @@ import { keygen } from "./keygen.js";
 import {
   CACHE_PARAMS, OWN_PARAMS, declareArgs, mapType, ownParamsSet, parseNameValues, settingsPostfixRefuses, withoutDeclareArgs,
 } from "./main-cf-restore.js";
-import { unreadableEntry, unsafeEntries } from "./tree-check.js";
+import { unreadableEntry, unsafeEntries } from "../util/tree-check.js";
 import { mainCfRead } from "../config/main-cf.js";
 import { loadConfig } from "../config/params.js";
 

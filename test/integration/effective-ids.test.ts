@@ -3,8 +3,9 @@
  * ids at start-up, it has mail_owner's access and no more (issue 13,
  * finding 4): root's supplementary groups are dropped for the switch and
  * restored after (Postfix's set_eugid), and a symbolic link planted as the
- * PRNG exchange file in the mail_owner-writable data_directory is not
- * followed, against the real daemon started as root with mail_owner nobody.
+ * PRNG exchange file or the instance lock file in the mail_owner-writable
+ * data_directory is not followed, against the real daemon started as root
+ * with mail_owner nobody.
  * See also: src/master/eugid.ts, src/prng/exchange.ts, docs/security.md
  */
 
@@ -62,6 +63,25 @@ describe("mail_owner's effective ids at start-up (finding 4)", { skip: ROOT_SKIP
     assert.deepEqual(process.getgroups!(), before, "groups restored");
     assert.equal(process.geteuid!(), 0);
     assert.equal(process.getegid!(), 0);
+  });
+
+  it("does not follow a symbolic link planted as the instance lock file (tlsmgr.lock), and leaves its target alone", async () => {
+    const home = join(dir, "lock-home");
+    mkdirSync(join(home, "data"), { recursive: true });
+    chownSync(join(home, "data"), NOBODY.uid, NOBODY.gid);
+    const victim = victimFile(dir, "lock-victim");
+    chmodSync(victim.path, 0o644); // root's, not even group-writable: only root itself could change it
+    symlinkSync(victim.path, join(home, "data", "tlsmgr.lock"));
+    writeFileSync(join(home, "main.cf"), mainCfLines(home));
+    const started = startDaemon({ configDir: home, socket: join(home, "s", "tlsmgr.sock"), readyTimeoutMs: 15_000 });
+    started.then((d) => d.stop(), () => undefined);
+    await assert.rejects(started, (err: Error) => {
+      assert.match(err.message, /fatal: .*tlsmgr\.lock.*symbolic link/);
+      return true;
+    });
+    assert.deepEqual(readFileSync(victim.path), victim.content, "target unchanged (it was truncated to a pid before)");
+    const st = statSync(victim.path);
+    assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [0, 0, 0o644]);
   });
 
   it("does not follow a symbolic link planted as the PRNG exchange file, and leaves its target alone", async () => {

@@ -4,7 +4,7 @@
  * starts without a word about it; once a file of it is writable by a group,
  * the next start says so loudly (SECURITY warnings naming the file), and
  * still serves.
- * See also: src/master/tree-guard.ts, src/tools/tree-check.ts,
+ * See also: src/master/tree-guard.ts, src/util/tree-check.ts,
  *           test/integration/root-start.test.ts, docs/security.md
  */
 

@@ -8,7 +8,7 @@
  * Not here: the packed and installed package (postfix/package-install.test.ts),
  *           master(8) (postfix/under-master.test.ts).
  * See also: src/cli/usage.ts, src/master/process-title.ts, src/client/cli.ts,
- *           src/tools/tree-check.ts, src/tools/main-cf-restore.ts
+ *           src/util/tree-check.ts, src/tools/main-cf-restore.ts
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -19,7 +19,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
-import { unreadableEntry, unsafeEntries } from "../../src/tools/tree-check.js";
+import { unreadableEntry, unsafeEntries } from "../../src/util/tree-check.js";
 import {
   declareArgs, mapType, ownParamsSet, settingsPostfixRefuses, withoutDeclareArgs,
 } from "../../src/tools/main-cf-restore.js";

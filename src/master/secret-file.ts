@@ -16,7 +16,7 @@
 
 import { closeSync, constants, fstatSync, openSync, readFileSync } from "node:fs";
 import { errorCode, errorText, TlsmgrError } from "../log/errors.js";
-import { asStartUser } from "../master/eugid.js";
+import { asStartUser } from "./eugid.js";
 
 /** What is wrong with a secret file (the message says it for people; code ERR_SECRET_FILE). */
 export class SecretFileError extends TlsmgrError {
