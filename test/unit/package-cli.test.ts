@@ -159,12 +159,12 @@ test("tlsmgr-postfix install refuses a tree others can change, unless --force", 
     copyFileSync("/etc/postfix/master.cf", path.join(cfg, "master.cf"));
     const tool = path.join(copy, "dist", "src", "tools", "tlsmgr-postfix.js");
     const before = readFileSync(path.join(cfg, "master.cf"), "utf8");
-    const r = spawnSync(process.execPath, [tool, "install", cfg], { encoding: "utf8" });
+    const r = spawnSync(process.execPath, [tool, "install", "--in-place", cfg], { encoding: "utf8" });
     assert.equal(r.status, 1);
     assert.match(r.stderr, new RegExp(`fatal: master\\(8\\) runs .* as root, and this can be changed by others than root:\\n  ${copy}: mode 0775: writable by group 0\\n`));
     assert.match(r.stderr, /--force installs anyway\n$/);
     assert.equal(readFileSync(path.join(cfg, "master.cf"), "utf8"), before, "master.cf untouched");
-    const f = spawnSync(process.execPath, [tool, "install", "--force", cfg], { encoding: "utf8" });
+    const f = spawnSync(process.execPath, [tool, "install", "--in-place", "--force", cfg], { encoding: "utf8" });
     assert.equal(f.status, 0, f.stderr);
     assert.match(f.stderr, /warning: master\(8\) runs [\s\S]*installing anyway \(--force\)/);
   } finally {
