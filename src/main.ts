@@ -20,6 +20,7 @@ import { dataRedirectFile, dataRedirectOwnerUid } from "./config/data-redirect.j
 import { errorText } from "./log/errors.js";
 import { msgInfo, msgWarn } from "./log/msg.js";
 import { withEffectiveIds } from "./master/eugid.js";
+import { INSTANCE_LOCK_WAIT_MS, takeInstanceLock } from "./master/instance-lock.js";
 import {
   multiServerMain,
   type BuiltinsQuery,
@@ -76,6 +77,8 @@ async function tlsmgrPreInit(ctx: MultiServerContext): Promise<Tlsmgr> {
   const { cfg, owner } = ctx;
   // 3.6 and later expect the server announcement; 3.5 reads it as a reply.
   const announce = serverAnnouncement(cfg.tlsmgr_server_announcement, release, ctx.args.underMaster);
+  // One tlsmgr per data directory, before any cache is truncated or socket taken over.
+  await takeInstanceLock(cfg.data_directory, ctx.args.underMaster ? INSTANCE_LOCK_WAIT_MS : 0);
   const ids = owner ? { uid: owner.uid, gid: owner.gid } : undefined;
   const redirect = {
     data_directory: cfg.data_directory,

@@ -31,7 +31,7 @@
  * guards a close that hangs).
  */
 
-import { mkdirSync } from "node:fs";
+import { makeDirs } from "../util/make-dirs.js";
 import { userInfo } from "node:os";
 import { join, resolve } from "node:path";
 import { Duplex } from "node:stream";
@@ -172,7 +172,7 @@ function loadDaemonConfig(
   const home = resolve(args.home);
   const data = join(home, "data");
   try {
-    mkdirSync(data, { recursive: true, mode: 0o700 });
+    makeDirs(data, 0o700);
   } catch (err) {
     msgFatal(`create directory ${data}: ${errorText(err)}`);
   }
@@ -224,7 +224,7 @@ async function start<S extends MultiServerService>(
   // main.cf are relative to it). A command-line socket path is made absolute first.
   const socketArg = args.socket !== undefined ? resolve(args.socket) : undefined;
   try {
-    mkdirSync(cfg.queue_directory, { recursive: true, mode: 0o755 });
+    makeDirs(cfg.queue_directory, 0o755);
     process.chdir(cfg.queue_directory);
   } catch (err) {
     msgFatal(`chdir ${cfg.queue_directory}: ${errorText(err)}`);

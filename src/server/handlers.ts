@@ -131,44 +131,47 @@ export function failReplyFor(request: string | undefined): string {
   }
 }
 
+/** Where a request's warnings go: msgWarn, or the client's rate-limited warnings (server/client-warnings.ts). */
+export type RequestWarn = (text: string) => void;
+
 /**
  * handleRequest - serve one complete attribute list. `peer` names the
- * client in warnings.
+ * client in warnings, which go to `warn`.
  */
-export function handleRequest(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
+export function handleRequest(state: TlsmgrState, attrs: Attr0Attr[], peer: string, warn: RequestWarn = msgWarn): Reply {
   const first = attrs[0];
   if (first === undefined) {
-    msgWarn(`empty request from ${peer}`);
+    warn(`empty request from ${peer}`);
     return STATUS_FAIL_ONLY;
   }
   if (first.name !== TLS_MGR_ATTR_REQ) {
-    msgWarn(`unexpected attribute ${printable(first.name)} from ${peer} (expecting: ${TLS_MGR_ATTR_REQ})`);
+    warn(`unexpected attribute ${printable(first.name)} from ${peer} (expecting: ${TLS_MGR_ATTR_REQ})`);
     return STATUS_FAIL_ONLY;
   }
   const request = first.value.toString("latin1");
   switch (request) {
     case TLS_MGR_REQ_LOOKUP:
-      return handleLookup(state, attrs, peer);
+      return handleLookup(state, attrs, peer, warn);
     case TLS_MGR_REQ_UPDATE:
-      return handleUpdate(state, attrs, peer);
+      return handleUpdate(state, attrs, peer, warn);
     case TLS_MGR_REQ_DELETE:
-      return handleDelete(state, attrs, peer);
+      return handleDelete(state, attrs, peer, warn);
     case TLS_MGR_REQ_TKTKEY:
-      return handleTktkey(state, attrs, peer);
+      return handleTktkey(state, attrs, peer, warn);
     case TLS_MGR_REQ_SEED:
-      return handleSeed(state, attrs, peer);
+      return handleSeed(state, attrs, peer, warn);
     case TLS_MGR_REQ_POLICY:
-      return handlePolicy(state, attrs, peer);
+      return handlePolicy(state, attrs, peer, warn);
     default:
-      msgWarn(`unknown request "${printable(request)}" from ${peer}`);
+      warn(`unknown request "${printable(request)}" from ${peer}`);
       return STATUS_FAIL_ONLY;
   }
 }
 
 /** cacheFor - the enabled cache of a type; warns on a bogus type. null = bogus, undefined = disabled. */
-function cacheFor(state: TlsmgrState, type: string, request: string): SessionCacheOps | undefined | null {
+function cacheFor(state: TlsmgrState, type: string, request: string, warn: RequestWarn): SessionCacheOps | undefined | null {
   if (!isCacheType(type)) {
-    msgWarn(`bogus cache type "${printable(type)}" in "${request}" request`);
+    warn(`bogus cache type "${printable(type)}" in "${request}" request`);
     return null;
   }
   return state.caches.get(type);
@@ -188,45 +191,45 @@ function statusAnswer(done: MaybePromise<boolean>): Reply {
   return done instanceof Promise ? done.then(statusFromOk, statusFromError) : statusFromOk(done);
 }
 
-function handleLookup(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
+function handleLookup(state: TlsmgrState, attrs: Attr0Attr[], peer: string, warn: RequestWarn): Reply {
   const scan = attr0ScanStrict(attrs, 1, SPEC_LOOKUP, peer);
-  if (scan.warning !== undefined) msgWarn(scan.warning);
+  if (scan.warning !== undefined) warn(scan.warning);
   if (!scan.ok) return lookupReply(TLS_MGR_STAT_FAIL, EMPTY);
-  const cache = cacheFor(state, scan.values[0] as string, TLS_MGR_REQ_LOOKUP);
+  const cache = cacheFor(state, scan.values[0] as string, TLS_MGR_REQ_LOOKUP, warn);
   if (!cache) return lookupReply(TLS_MGR_STAT_FAIL, EMPTY);
   const found = cache.lookup(scan.values[1] as string);
   if (found instanceof Promise) return found.then(lookupAnswer, () => lookupReply(TLS_MGR_STAT_ERR, EMPTY));
   return lookupAnswer(found);
 }
 
-function handleUpdate(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
+function handleUpdate(state: TlsmgrState, attrs: Attr0Attr[], peer: string, warn: RequestWarn): Reply {
   const scan = attr0ScanStrict(attrs, 1, SPEC_UPDATE, peer);
-  if (scan.warning !== undefined) msgWarn(scan.warning);
+  if (scan.warning !== undefined) warn(scan.warning);
   if (!scan.ok) return statusReply(TLS_MGR_STAT_FAIL);
-  const cache = cacheFor(state, scan.values[0] as string, TLS_MGR_REQ_UPDATE);
+  const cache = cacheFor(state, scan.values[0] as string, TLS_MGR_REQ_UPDATE, warn);
   if (!cache) return statusReply(TLS_MGR_STAT_FAIL);
   return statusAnswer(cache.update(scan.values[1] as string, scan.values[2] as Buffer));
 }
 
-function handleDelete(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
+function handleDelete(state: TlsmgrState, attrs: Attr0Attr[], peer: string, warn: RequestWarn): Reply {
   const scan = attr0ScanStrict(attrs, 1, SPEC_LOOKUP, peer);
-  if (scan.warning !== undefined) msgWarn(scan.warning);
+  if (scan.warning !== undefined) warn(scan.warning);
   if (!scan.ok) return statusReply(TLS_MGR_STAT_FAIL);
-  const cache = cacheFor(state, scan.values[0] as string, TLS_MGR_REQ_DELETE);
+  const cache = cacheFor(state, scan.values[0] as string, TLS_MGR_REQ_DELETE, warn);
   if (!cache) return statusReply(TLS_MGR_STAT_FAIL);
   return statusAnswer(cache.delete(scan.values[1] as string));
 }
 
-function handleTktkey(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
+function handleTktkey(state: TlsmgrState, attrs: Attr0Attr[], peer: string, warn: RequestWarn): Reply {
   const scan = attr0ScanStrict(attrs, 1, SPEC_TKTKEY, peer);
-  if (scan.warning !== undefined) msgWarn(scan.warning);
+  if (scan.warning !== undefined) warn(scan.warning);
   if (!scan.ok) return tktkeyReply(TLS_MGR_STAT_FAIL, EMPTY);
   const keyname = scan.values[0] as Buffer;
   // As Postfix 3.5-3.11 (tlsmgr.c): a name of a bad length, and tickets off,
   // get an empty keybuf; a name not found is echoed back (3.12 snapshots also
   // echo a bad-length name). Clients read keybuf only with status 0.
   if (keyname.length !== 0 && keyname.length !== TLS_TICKET_NAMELEN) {
-    msgWarn(`invalid session ticket key name length: ${keyname.length}`);
+    warn(`invalid session ticket key name length: ${keyname.length}`);
     return tktkeyReply(TLS_MGR_STAT_FAIL, EMPTY);
   }
   const timeout = state.caches.timeout("smtpd");
@@ -243,13 +246,13 @@ function handleTktkey(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Rep
   return answer(found);
 }
 
-function handleSeed(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
+function handleSeed(state: TlsmgrState, attrs: Attr0Attr[], peer: string, warn: RequestWarn): Reply {
   const scan = attr0ScanStrict(attrs, 1, SPEC_SEED, peer);
-  if (scan.warning !== undefined) msgWarn(scan.warning);
+  if (scan.warning !== undefined) warn(scan.warning);
   if (!scan.ok) return seedReply(TLS_MGR_STAT_FAIL, EMPTY);
   const len = scan.values[0] as number;
   if (len <= 0 || len > 255) {
-    msgWarn(`bogus seed length "${len}" in "${TLS_MGR_REQ_SEED}" request`);
+    warn(`bogus seed length "${len}" in "${TLS_MGR_REQ_SEED}" request`);
     return seedReply(TLS_MGR_STAT_FAIL, EMPTY);
   }
   let bytes: Buffer;
@@ -261,13 +264,13 @@ function handleSeed(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply
   return seedReply(TLS_MGR_STAT_OK, bytes);
 }
 
-function handlePolicy(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
+function handlePolicy(state: TlsmgrState, attrs: Attr0Attr[], peer: string, warn: RequestWarn): Reply {
   const scan = attr0ScanStrict(attrs, 1, SPEC_POLICY, peer);
-  if (scan.warning !== undefined) msgWarn(scan.warning);
+  if (scan.warning !== undefined) warn(scan.warning);
   if (!scan.ok) return policyReply(TLS_MGR_STAT_FAIL, 0, 0);
   const type = scan.values[0] as string;
   if (!isCacheType(type)) {
-    msgWarn(`bogus cache type "${printable(type)}" in "${TLS_MGR_REQ_POLICY}" request`);
+    warn(`bogus cache type "${printable(type)}" in "${TLS_MGR_REQ_POLICY}" request`);
     return policyReply(TLS_MGR_STAT_FAIL, 0, 0);
   }
   return policyReply(TLS_MGR_STAT_OK, state.caches.get(type) ? 1 : 0, state.caches.timeout(type));

@@ -193,9 +193,9 @@ function mailOwnerIds(configDir: string): { name: string; uid: number; groups: n
 function checkTree(configDir: string, force: boolean, root: string = PROJECT_ROOT): void {
   const unsafe = unsafeEntries(root, [process.execPath]);
   if (unsafe.length > 0) {
-    const list = unsafe.map((u) => `  ${u}`).join("\n");
-    const text = `master(8) runs ${path.join(root, "bin", "tlsmgr")} as root, and this can be changed by others than root:\n${list}\n` +
-      "  (install it owned by root and writable by root alone: see README, Install)";
+    // One line (log lines never hold a newline): the entries separated by "; ".
+    const text = `master(8) runs ${path.join(root, "bin", "tlsmgr")} as root, and this can be changed by others than root: ${unsafe.join("; ")}` +
+      " (install it owned by root and writable by root alone: see README, Install)";
     if (!force) msgFatal(`${text}; --force installs anyway`);
     msgWarn(`${text}; installing anyway (--force)`);
   }

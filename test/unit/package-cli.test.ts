@@ -161,7 +161,7 @@ test("tlsmgr-postfix install refuses a tree others can change, unless --force", 
     const before = readFileSync(path.join(cfg, "master.cf"), "utf8");
     const r = spawnSync(process.execPath, [tool, "install", "--in-place", cfg], { encoding: "utf8" });
     assert.equal(r.status, 1);
-    assert.match(r.stderr, new RegExp(`fatal: master\\(8\\) runs .* as root, and this can be changed by others than root:\\n  ${copy}: mode 0775: writable by group 0\\n`));
+    assert.match(r.stderr, new RegExp(`fatal: master\\(8\\) runs .* as root, and this can be changed by others than root: ${copy}: mode 0775: writable by group 0 \\(`));
     assert.match(r.stderr, /--force installs anyway\n$/);
     assert.equal(readFileSync(path.join(cfg, "master.cf"), "utf8"), before, "master.cf untouched");
     const f = spawnSync(process.execPath, [tool, "install", "--in-place", "--force", cfg], { encoding: "utf8" });

@@ -57,6 +57,7 @@ import { open, type RootDatabase, type RootDatabaseOptionsWithPath } from "lmdb"
 import type { BackendInfo, BackendOpenOptions, CacheBackend } from "../backend.js";
 import { errorText } from "../../log/errors.js";
 import { msgInfo, msgWarn } from "../../log/msg.js";
+import { lmdbWriteErrorText } from "./lmdb-errno.js";
 
 export const LMDB_MAP_TYPES = ["lmdb", "btree", "hash"];
 export const LMDB_SUFFIX = ".lmdb";
@@ -236,7 +237,9 @@ export class LmdbBackend implements CacheBackend {
         }
       });
     } catch (err) {
-      this.#writeFailed(batch.size, err);
+      let bytes = 0;
+      for (const v of batch.values()) bytes += v?.length ?? 0;
+      this.#writeFailed(batch.size, err, bytes);
       return;
     }
     if (this.#lostSinceFailing >= 0) {
@@ -255,13 +258,17 @@ export class LmdbBackend implements CacheBackend {
    * 3.5.6 was seen to abort the process (free(): invalid pointer) after a
    * series of failed synchronous commits.
    */
-  #writeFailed(entries: number, err: unknown): void {
+  #writeFailed(entries: number, err: unknown, bytes: number): void {
     this.#backoffMs = Math.min(WRITE_BACKOFF_MAX_MS, Math.max(WRITE_BACKOFF_FIRST_MS, this.#backoffMs * 2));
     this.#writesResumeAt = Date.now() + this.#backoffMs;
     if (this.#lostSinceFailing < 0) {
-      msgWarn(
-        `${this.type}:${this.name}: cannot write cache entries: ${errorText(err)};` +
-          ` new entries are not stored for ${this.#backoffMs / 1000}s, then tried again`,
+      // LMDB reports a full disk as EIO: lmdb-errno.ts finds the real cause (statfs, asynchronously).
+      const backoff = this.#backoffMs;
+      void lmdbWriteErrorText(err, this.file, bytes).then((why) =>
+        msgWarn(
+          `${this.type}:${this.name}: cannot write cache entries: ${why};` +
+            ` new entries are not stored for ${backoff / 1000}s, then tried again`,
+        ),
       );
       this.#lostSinceFailing = 0;
     }
