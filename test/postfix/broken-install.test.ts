@@ -108,13 +108,17 @@ test("a broken installation under master(8): the cause in the mail log; a tree b
       pf.waitForLog(new RegExp(`postfix/tlsmgr\\[${pid}\\]: starting tlsmgr-ts ${escapeRe(version)} from ${escapeRe(snapshot)}, `
         + `Node\\.js ${escapeRe(process.version)} \\(${escapeRe(realpathSync(process.execPath))}\\)$`), 15_000);
     // brokenStart - a request makes master start the broken daemon: it exits 1, master throttles, the cause is logged
+    /** lines of the maillog already looked at (whole lines: the text ends with a newline) */
     let logSeen = 0;
-    // freshLines - the maillog lines since logSeen, once one matches re (within 20 s)
+    const logLines = async (): Promise<string[]> => (await pf.logText()).split("\n").slice(0, -1);
+    // freshLines - the maillog lines since logSeen, once one matches re (within 30 s)
     const freshLines = async (re: RegExp): Promise<string[]> => {
       let fresh: string[] = [];
-      await waitFor(`a maillog line matching ${re}`, 20_000, async () => {
-        fresh = (await pf.logText()).split("\n").slice(logSeen);
+      await waitFor(`a maillog line matching ${re}`, 30_000, async () => {
+        fresh = (await logLines()).slice(logSeen);
         return fresh.some((l) => re.test(l)) ? true : undefined;
+      }).catch((err: Error) => {
+        throw new Error(`${err.message}; maillog since:\n${fresh.join("\n")}`);
       });
       return fresh;
     };
@@ -139,7 +143,7 @@ test("a broken installation under master(8): the cause in the mail log; a tree b
     const restart = async (): Promise<void> => {
       await pf.stop();
       await pf.start();
-      logSeen = (await pf.logText()).split("\n").length;
+      logSeen = (await logLines()).length;
     };
 
     const snapshot = await install();
@@ -172,11 +176,14 @@ test("a broken installation under master(8): the cause in the mail log; a tree b
       const ioredis = join(snapshot, "node_modules", "ioredis");
       cpSync(ioredis, join(work, "ioredis"), { recursive: true });
       rmSync(ioredis, { recursive: true });
-      await pf.start();
-      logSeen = (await pf.logText()).split("\n").length;
-      await brokenStart(new RegExp(`postfix/tlsmgr\\[\\d+\\]: fatal: cannot load ${escapeRe(join(snapshot, "dist", "src", "main.js"))}: `
-        + `ERR_MODULE_NOT_FOUND: Cannot find package 'ioredis' imported from ${escapeRe(join(snapshot, "dist", "src", "redis", "link.js"))}$`));
-      cpSync(join(work, "ioredis"), ioredis, { recursive: true });
+      try {
+        await pf.start();
+        logSeen = (await logLines()).length;
+        await brokenStart(new RegExp(`postfix/tlsmgr\\[\\d+\\]: fatal: cannot load ${escapeRe(join(snapshot, "dist", "src", "main.js"))}: `
+          + `ERR_MODULE_NOT_FOUND: Cannot find package 'ioredis' imported from ${escapeRe(join(snapshot, "dist", "src", "redis", "link.js"))}$`));
+      } finally {
+        cpSync(join(work, "ioredis"), ioredis, { recursive: true });
+      }
       phase("missing package logged");
     });
 
@@ -186,8 +193,11 @@ test("a broken installation under master(8): the cause in the mail log; a tree b
       const text = readFileSync(file, "utf8");
       const line = text.split("\n").length + 1;
       appendFileSync(file, "\n}}}\n");
-      await brokenStart(new RegExp(`fatal: cannot load \\S+/main\\.js: ${escapeRe(file)}, line ${line}: SyntaxError: Unexpected token '}'$`));
-      writeFileSync(file, text);
+      try {
+        await brokenStart(new RegExp(`fatal: cannot load \\S+/main\\.js: ${escapeRe(file)}, line ${line}: SyntaxError: Unexpected token '}'$`));
+      } finally {
+        writeFileSync(file, text);
+      }
       phase("syntax error logged");
     });
 
@@ -197,18 +207,24 @@ test("a broken installation under master(8): the cause in the mail log; a tree b
       const nodePath = join(snapshot, "build", "node-path");
       const was = readFileSync(nodePath, "utf8");
       writeFileSync(nodePath, `${node}\n`);
-      await brokenStart(new RegExp(`fatal: Node\\.js v${escapeRe(OLD_NODE_VERSION)} \\(${escapeRe(node)}\\) cannot run tlsmgr-ts `
-        + `${escapeRe(VERSION)}: it needs Node\\.js 20 or later \\(package\\.json engines\\)$`));
-      writeFileSync(nodePath, was);
+      try {
+        await brokenStart(new RegExp(`fatal: Node\\.js v${escapeRe(OLD_NODE_VERSION)} \\(${escapeRe(node)}\\) cannot run tlsmgr-ts `
+          + `${escapeRe(VERSION)}: it needs Node\\.js 20 or later \\(package\\.json engines\\)$`));
+      } finally {
+        writeFileSync(nodePath, was);
+      }
       phase("old Node.js logged");
     });
 
     await t.test("a fatal error before the logging settings are in force goes to the mail log too", async () => {
       await restart();
       await pf.postconf("-e", "tlsmgr_attr_count_limit = lots");
-      await brokenStart(new RegExp(`fatal: ${escapeRe(join(pf.configDir, "main.cf"))}: bad numerical configuration: `
-        + "tlsmgr_attr_count_limit = lots$"));
-      await pf.postconf("-X", "tlsmgr_attr_count_limit");
+      try {
+        await brokenStart(new RegExp(`fatal: ${escapeRe(join(pf.configDir, "main.cf"))}: bad numerical configuration: `
+          + "tlsmgr_attr_count_limit = lots$"));
+      } finally {
+        await pf.postconf("-X", "tlsmgr_attr_count_limit");
+      }
       phase("early fatal logged");
     });
 
