@@ -11,7 +11,7 @@
  *       others than root can change, on uninstall commenting out the main.cf
  *       settings Postfix's tlsmgr cannot use and removing this daemon's
  *       cache and key files, and what it tells the admin.
- * Not here: the daemon (main.ts), the launcher (bin/tlsmgr), chroot itself
+ * Not here: the snapshot itself (tools/snapshot.ts), the daemon (main.ts), the launcher (bin/tlsmgr), chroot itself
  *           (master/privileges.ts), which settings are ours
  *           (tools/main-cf-restore.ts), the tree walk (tools/tree-check.ts).
  * See also: bin/tlsmgr-postfix, postfix/src/master/master_ent.c, master(5), postconf(1)

@@ -7,6 +7,8 @@
  *       main.cf reading used before the real parser loads, syslog_name as
  *       postconf expands it, and a line through the real postlog into a
  *       maillog_file (postlog writes it itself when postlogd is not running).
+ * Also: bin/tlsmgr's own fatal error (its entry missing) into a maillog_file
+ *       when GENERATION says master started it.
  * Not here: the same under master(8), into the instance's maillog
  *           (test/postfix/broken-install.test.ts).
  * See also: src/boot.cts, src/log/postlog-command.cts, bin/tlsmgr
@@ -100,4 +102,20 @@ test("syslog_name as postconf expands it; postlog writes maillog_file itself whe
     assert.equal(postlogLine("warning", "cannot load x: line\none", where), "");
     const log = readFileSync(maillog, "utf8");
     assert.match(log, /^[A-Z][a-z]{2} +\d+ \d\d:\d\d:\d\d \S+ postfix-b\/tlsmgr\[\d+\]: warning: cannot load x: line one\n$/);
+  });
+
+test("bin/tlsmgr's own fatal error (its entry missing) goes to maillog_file through postlog when master started it",
+  { skip: noPostfix ?? false }, (t) => {
+    const dir = tempDir(t, "tlsmgr-bootsh-");
+    chmodSync(dir, 0o755);
+    const maillog = path.join(dir, "maillog");
+    writeFileSync(path.join(dir, "main.cf"), `maillog_file = ${maillog}\nmaillog_file_prefixes = ${dir}\nsyslog_name = pf-sh\n`);
+    cpSync(path.join(ROOT, "bin", "tlsmgr"), path.join(dir, "tree", "bin", "tlsmgr"));
+    // GENERATION is what master(8) sets; the launcher runs before any Node.js
+    const r = spawnSync(path.join(dir, "tree", "bin", "tlsmgr"), ["-l", "-t", "unix", "-u"],
+      { encoding: "utf8", env: { GENERATION: "00000001", MAIL_CONFIG: dir } });
+    assert.equal(r.status, 1);
+    const why = `${dir}/tree/dist/src/boot.cjs is missing: run npm install (or npm run build) in ${dir}/tree`;
+    assert.equal(r.stderr, `tlsmgr: fatal: ${why}\n`);
+    assert.match(readFileSync(maillog, "utf8"), new RegExp(` pf-sh/tlsmgr\\[\\d+\\]: fatal: ${why.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\n$`));
   });
