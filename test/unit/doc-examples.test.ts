@@ -3,7 +3,7 @@
  *                        man/tlsmgr.8, parsed exactly as written (issue 12,
  *                        item 4): what an admin pastes must work.
  * Owns: finding the blocks (README: fenced blocks, whose info string names
- *       the kind: main.cf, redis-table, master.cf, sh, text; the man page:
+ *       the kind: main.cf, redis-table, master.cf, sh, yaml, promql, text; the man page:
  *       .nf blocks after a `.\" example: KIND` line, roff escapes undone),
  *       the rule that every README block has a known kind and that no
  *       unmarked man page block looks like configuration, and the checks
@@ -11,7 +11,8 @@
  *       names known; redis tables through the table reader, each table that
  *       main.cf names shown, a key store with its key_wrap_file; master.cf
  *       lines through postconf -M (where Postfix is installed) and the
- *       parser of tlsmgr-postfix; sh through `sh -n`; and, in main.cf and
+ *       parser of tlsmgr-postfix; sh through `sh -n`; yaml (Prometheus's
+ *       configuration) line by line, promql with its brackets balanced; and, in main.cf and
  *       tables alike, no comment after a value (it would be part of it).
  * Not here: the parsers themselves (config-main-cf.test.ts, redis-table.test.ts).
  * See also: README.md (Configuration: the note under the Redis example)
@@ -34,7 +35,7 @@ import { programPath, SBIN_PATH } from "../helpers/skip.js";
 
 /** This file is dist/test/unit/doc-examples.test.js. */
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-const KINDS = ["main.cf", "redis-table", "master.cf", "sh", "text"] as const;
+const KINDS = ["main.cf", "redis-table", "master.cf", "sh", "yaml", "promql", "text"] as const;
 type Kind = (typeof KINDS)[number];
 
 /** One block as written, with where it is. */
@@ -216,5 +217,26 @@ test("sh blocks: the shell parses each as written", () => {
   for (const b of ofKind("sh")) {
     const r = spawnSync("sh", ["-n"], { input: b.text, encoding: "utf8" });
     assert.equal(r.status, 0, `${where(b)}: ${r.stderr}`);
+  }
+});
+
+test("yaml blocks: key, list item or comment on every line, indented by two; promql blocks: brackets balanced", () => {
+  for (const b of ofKind("yaml")) {
+    b.text.split("\n").forEach((l, i) => {
+      if (/^\s*(#.*)?$/.test(l)) return;
+      assert.match(l, /^( {2})*(- )?([A-Za-z_][\w.-]*:( .+)?|['"\[].*|[^:]+)$/, `${where(b)}, its line ${i + 1}`);
+      assert.equal(/^ */.exec(l)![0].length % 2, 0, `${where(b)}, its line ${i + 1}: indentation`);
+    });
+  }
+  for (const b of ofKind("promql")) {
+    for (const expr of b.text.split(/\n\s*\n/)) {
+      const code = expr.split("\n").filter((l) => !/^\s*#/.test(l)).join("\n").replace(/"[^"]*"/g, '""');
+      const stack: string[] = [];
+      for (const ch of code) {
+        if ("([{".includes(ch)) stack.push(ch);
+        else if (")]}".includes(ch)) assert.equal(stack.pop(), "([{"[")]}".indexOf(ch)], `${where(b)}: ${expr}`);
+      }
+      assert.deepEqual(stack, [], `${where(b)}: ${expr}`);
+    }
   }
 });
