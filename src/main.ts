@@ -3,7 +3,8 @@
  *           skeleton, as tlsmgr.c's main() hands its hooks to multi_server_main.
  * Owns: tlsmgr's hooks: pre-init (with privileges and mail_owner's effective
  *       ids: the PRNG exchange file and pool, the session caches, the ticket
- *       keys; the request handlers' state), post-init (the cache sweeps and
+ *       keys, a store that cannot be used giving way as Postfix's do; the
+ *       request handlers' state), post-init (the cache sweeps and
  *       the start-up info lines), before-exit (save the PRNG exchange file),
  *       the --home mode's cache defaults, and what runs after each request
  *       (the time of day into the PRNG pool).
@@ -33,7 +34,8 @@ import { DAEMON_HELP, infoOption } from "./cli/usage.js";
 import { serveConnection, type ConnectionOptions } from "./server/connection.js";
 import type { TlsmgrState } from "./server/handlers.js";
 import { startListener } from "./server/listener.js";
-import { openTicketKeySource } from "./tickets/key-source.js";
+import { ticketKeysOrMemory } from "./tickets/key-fallback.js";
+import { cacheUnavailable } from "./cache/unavailable-cache.js";
 
 /** Bytes of each cache entry (time stamp and session start) that the sweep mixes into the PRNG pool. */
 const SWEEP_MIX_BYTES = 64;
@@ -96,7 +98,8 @@ async function tlsmgrPreInit(ctx: MultiServerContext): Promise<Tlsmgr> {
     }),
   );
   ctx.atClose(() => caches.close());
-  const tickets = await openTicketKeySource({
+  // A key store that cannot be used gives way to memory keys (tickets/key-fallback.ts).
+  const { source: tickets } = await ticketKeysOrMemory({
     tlsmgr_ticket_key_database: cfg.tlsmgr_ticket_key_database,
     main_cf_path: cfg.main_cf_path,
     ...(ids ? { keyFileOwner: ids } : {}),
@@ -131,8 +134,10 @@ function tlsmgrPostInit(ctx: MultiServerContext, t: Tlsmgr): void {
   t.caches.startSweeps();
   if (ctx.args.standalone) return; // -S: one client, no start-up report
   for (const type of CACHE_TYPES) {
-    if (t.caches.get(type))
-      msgInfo(`${type} session cache: ${ctx.cfg.caches[type].database}, timeout ${t.caches.timeout(type)}s`);
+    const cache = t.caches.get(type);
+    if (cache)
+      msgInfo(`${type} session cache: ${ctx.cfg.caches[type].database}, `
+        + (cacheUnavailable(cache) ? "unavailable (see the error above)" : `timeout ${t.caches.timeout(type)}s`));
   }
 }
 
