@@ -95,6 +95,8 @@ async function tlsmgrPreInit(ctx: MultiServerContext): Promise<Tlsmgr> {
     openCacheSet(cfg, {
       ownerUid: redirect.ownerUid,
       onSweepEntry: (_type, id, value) => pool.mixEntry(id, value.subarray(0, SWEEP_MIX_BYTES)),
+      // As Postfix's daemons: a cache that cannot be opened is served unavailable unless this says no.
+      surrogates: !/^yes$/i.test(cfg.lookup("daemon_table_open_error_is_fatal") ?? "no"),
     }),
   );
   ctx.atClose(() => caches.close());

@@ -49,6 +49,8 @@ export interface CacheSetOptions {
   ownerUid?: number;
   /** Each entry a sweep meets, e.g. for the PRNG pool. */
   onSweepEntry?: (type: CacheType, id: string, value: Buffer) => void;
+  /** false (daemon_table_open_error_is_fatal = yes): a cache that cannot be opened is fatal. Default true. */
+  surrogates?: boolean;
 }
 
 /** The caches as the request handlers see them (server/handlers.ts). */
@@ -103,6 +105,7 @@ export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = 
   // Fatal lines name main.cf as the configuration parser's do.
   const where = cfg.main_cf_path ? `${cfg.main_cf_path}: ` : "";
   const clockOpt = opts.clock ? { clock: opts.clock } : {};
+  const surrogates = opts.surrogates ?? true;
 
   try {
     for (const type of CACHE_TYPES) {
@@ -125,7 +128,7 @@ export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = 
       const checked = await cacheOpenAttempt(context, c.database, async () => {
         const map = scacheMapCheck(c.database, context, defaultType);
         return { map, spec: await dataRedirectMap(c.database, env, defaultType) };
-      });
+      }, surrogates);
       if (!checked.ok) {
         caches.set(type, unavailableCache(type, surrogateName(c.database, defaultType), checked.reason, timeout, context, clockOpt));
         continue;
@@ -152,6 +155,7 @@ export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = 
           ...(hook ? { onSweepEntry: (id: string, value: Buffer) => hook(type, id, value) } : {}),
           context,
         }),
+        surrogates,
       );
       caches.set(type, opened.ok ? opened.value : unavailableCache(type, { type: map.type, name }, opened.reason, timeout, context, clockOpt));
     }

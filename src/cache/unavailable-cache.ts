@@ -1,8 +1,8 @@
 /**
  * unavailable-cache.ts - a session cache that could not be opened, served
  *                        as unavailable: Postfix's dict_surrogate.
- * Owns: the surrogate backend (every lookup misses, every update and delete
- *       fails, no sweep), its rate-limited `warning: TYPE:NAME is
+ * Owns: the surrogate backend (every lookup misses, every update is dropped,
+ *       every delete fails, no sweep), its rate-limited `warning: TYPE:NAME is
  *       unavailable. CAUSE` while it is used, the one attempt at an open
  *       step that turns a failure into an `error:` line and a cause
  *       (cacheOpenAttempt), and the test for a surrogate (cacheUnavailable).
@@ -17,7 +17,9 @@
  * Postfix's tlsmgr, given a cache it cannot open (an unknown map type, a
  * file that cannot be created), logs `error: CAUSE` once and opens a
  * surrogate that logs `warning: TYPE:NAME is unavailable. CAUSE` on each
- * access; smtpd and smtp carry on without the cache. Here the warning is
+ * access; smtpd and smtp carry on without the cache. Its replies (Postfix
+ * 3.7, observed): policy status 0, cachable 1, the timeout; lookup and
+ * delete status -1; update status 0 (tls_scache_update ignores the failure). Here the warning is
  * logged at the first access and then at most once per
  * UNAVAILABLE_WARN_INTERVAL (with the count of accesses in between), so a
  * busy server does not fill its log. Fixing main.cf and `postfix reload`
@@ -31,7 +33,7 @@ import { FatalError, msgError, msgWarn, withFatalAsError } from "../log/msg.js";
 import { systemClock, type Clock } from "../util/clock.js";
 
 /** At most one "is unavailable" warning per cache in this many seconds. */
-export const UNAVAILABLE_WARN_INTERVAL = 60;
+export const UNAVAILABLE_WARN_INTERVAL = 300;
 
 export interface UnavailableOptions {
   clock?: Clock;
@@ -82,8 +84,13 @@ export class UnavailableBackend implements CacheBackend {
     return this.#fail();
   }
 
+  /** update - dropped, with the warning; it "succeeds" as tls_scache_update does over a surrogate (status 0). */
   update(_key: string, _value: Buffer): void {
-    this.#fail();
+    try {
+      this.#fail();
+    } catch {
+      /* Postfix's tls_scache_update ignores dict_put's result */
+    }
   }
 
   delete(_key: string): boolean {
@@ -122,8 +129,17 @@ export type OpenAttempt<T> = { ok: true; value: T } | { ok: false; reason: strin
  * cacheOpenAttempt - run one step of a cache's open with dict_allow_surrogate
  * on: a fatal text inside it is logged as `error:`, an unexpected error as
  * `error: WHERE cannot open SPEC: CAUSE`. The reason comes without `where`.
+ * allowSurrogate false (daemon_table_open_error_is_fatal = yes): the step
+ * runs as it is, and its failure is fatal.
  */
-export async function cacheOpenAttempt<T>(where: string, spec: string, step: () => Promise<T>): Promise<OpenAttempt<T>> {
+export async function cacheOpenAttempt<T>(
+  where: string,
+  spec: string,
+  step: () => Promise<T>,
+  allowSurrogate = true,
+): Promise<OpenAttempt<T>> {
+  // daemon_table_open_error_is_fatal = yes: fatal, as before
+  if (!allowSurrogate) return { ok: true, value: await step() };
   try {
     return { ok: true, value: await withFatalAsError(step) };
   } catch (err) {
