@@ -6,7 +6,8 @@
  *       and node-floor: bench/floor-server.ts, a minimal reference server),
  *       the temporary configuration of each, finding the daemon's pid (for
  *       Postfix: master's child named tlsmgr, which master starts on the
- *       first connection), the cache files to size, and stopping.
+ *       first connection), the cache files to size, and stopping; for our
+ *       daemon also the variants: /metrics on, or another build's daemon.
  * Not here: the Postfix instance layout (bench/postfix-master.ts), the load
  *           (bench/load.ts).
  * See also: src/main.ts
@@ -17,7 +18,7 @@ import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect } from "node:net";
+import { connect, createServer } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { postfixAvailable, startPostfixMaster } from "./postfix-master.js";
@@ -55,6 +56,10 @@ export interface TargetOptions {
   cpuProfDir?: string;
   /** where the temporary directories go (data directories included); default os.tmpdir() */
   baseDir?: string;
+  /** our daemon: serve /metrics on a free 127.0.0.1 port (tlsmgr_metrics_address) */
+  metrics?: boolean;
+  /** our daemon: the dist/src/main.js of another build (label "baseline") */
+  daemonMain?: string;
 }
 
 export interface BenchTarget {
@@ -68,6 +73,8 @@ export interface BenchTarget {
   daemonPid(): number | undefined;
   /** bytes of the session cache files: apparent size and allocated on disk */
   cacheBytes(): { size: number; allocated: number };
+  /** where its /metrics is served, when it is (our daemon with metrics) */
+  metricsUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -88,9 +95,23 @@ async function waitForAnnouncement(path: string, timeoutMs: number, alive: () =>
   }
 }
 
+/** loopbackPort - a port the kernel gives for 127.0.0.1, released again (for our daemon's /metrics) */
+function loopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === "object" && a !== null ? a.port : 0));
+    });
+  });
+}
+
 /** startOurs - our daemon, `node dist/src/main.js --socket S` with MAIL_CONFIG a temporary main.cf */
 async function startOurs(impl: "ours" | "ours-memory", o: TargetOptions): Promise<BenchTarget> {
-  if (!existsSync(DAEMON_MAIN)) throw new Error(`${DAEMON_MAIN} not found: build first (npx tsc -p tsconfig.json)`);
+  const main = o.daemonMain ?? DAEMON_MAIN;
+  const metricsPort = o.metrics === true ? await loopbackPort() : undefined;
+  if (!existsSync(main)) throw new Error(`${main} not found: build first (npx tsc -p tsconfig.json)`);
   const dir = await mkdtemp(join(o.baseDir ?? tmpdir(), "tlsmgr-bench-ours-"));
   const dataDir = join(dir, "data");
   const queueDir = join(dir, "queue");
@@ -102,13 +123,16 @@ async function startOurs(impl: "ours" | "ours-memory", o: TargetOptions): Promis
     data_directory: dataDir,
     mail_owner: process.env["USER"] === "root" || process.getuid?.() === 0 ? "root" : (process.env["USER"] ?? "root"),
     ...cacheSettings(db, o.cacheTimeout),
+    ...(metricsPort !== undefined ? { tlsmgr_metrics_address: `127.0.0.1:${metricsPort}` } : {}),
   };
   await writeFile(join(dir, "main.cf"), Object.entries(mainCf).map(([k, v]) => `${k} = ${v}`).join("\n") + "\n");
   const socket = join(queueDir, "private", "tlsmgr");
-  const child = await spawnNode([DAEMON_MAIN, "--socket", socket], socket, { ...process.env, MAIL_CONFIG: dir }, o, dir);
+  const child = await spawnNode([main, "--socket", socket], socket, { ...process.env, MAIL_CONFIG: dir }, o, dir);
+  const variant = (o.daemonMain !== undefined ? " baseline" : "") + (metricsPort !== undefined ? " +metrics" : "");
   return {
     impl,
-    label: `ours (${db})`,
+    label: `ours (${db})${variant}`,
+    ...(metricsPort !== undefined ? { metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` } : {}),
     dbType: db,
     socket,
     daemonPid: child.pid,

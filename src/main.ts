@@ -4,8 +4,9 @@
  * Owns: tlsmgr's hooks: pre-init (with privileges and mail_owner's effective
  *       ids: the PRNG exchange file and pool, the session caches, the ticket
  *       keys, a store that cannot be used giving way as Postfix's do; the
- *       request handlers' state), post-init (the cache sweeps and
- *       the start-up info lines), before-exit (save the PRNG exchange file),
+ *       request handlers' state and its statistics), post-init (the cache
+ *       sweeps, the metrics server, the start-up info lines), before-exit
+ *       (save the PRNG exchange file),
  *       the --home mode's cache defaults, and what runs after each request
  *       (the time of day into the PRNG pool).
  * Not here: the daemon's life cycle, command line, configuration, logging,
@@ -16,6 +17,8 @@
  */
 
 import { openCacheSet, type CacheSet } from "./cache/cache-set.js";
+import { smtpdServiceAliases } from "./cache/service-alias.js";
+import { scacheLimitsOf } from "./config/params.js";
 import { probePostfixRelease, serverAnnouncement, type PostfixReleaseProbe } from "./config/postfix-release.js";
 import { dataRedirectFile, dataRedirectOwnerUid } from "./config/data-redirect.js";
 import { errorText } from "./log/errors.js";
@@ -34,6 +37,9 @@ import { DAEMON_HELP, infoOption } from "./cli/usage.js";
 import { serveConnection, type ConnectionOptions } from "./server/connection.js";
 import type { TlsmgrState } from "./server/handlers.js";
 import { startListener } from "./server/listener.js";
+import { statsSources } from "./server/stats-sources.js";
+import { metricsAddressOf, startMetricsServer } from "./stats/metrics-server.js";
+import type { StatsSources } from "./stats/stats-view.js";
 import { ticketKeysOrMemory } from "./tickets/key-fallback.js";
 import { cacheUnavailable } from "./cache/unavailable-cache.js";
 
@@ -51,6 +57,7 @@ const EMBEDDED_CACHES: Record<string, string> = {
 interface Tlsmgr extends MultiServerService {
   pool: PrngPool;
   caches: CacheSet;
+  stats: StatsSources;
 }
 
 /**
@@ -95,20 +102,31 @@ async function tlsmgrPreInit(ctx: MultiServerContext): Promise<Tlsmgr> {
     openCacheSet(cfg, {
       ownerUid: redirect.ownerUid,
       onSweepEntry: (_type, id, value) => pool.mixEntry(id, value.subarray(0, SWEEP_MIX_BYTES)),
+      limits: (type) => scacheLimitsOf(cfg, type),
       // As Postfix's daemons: a cache that cannot be opened is served unavailable unless this says no.
       surrogates: !/^yes$/i.test(cfg.lookup("daemon_table_open_error_is_fatal") ?? "no"),
     }),
   );
   ctx.atClose(() => caches.close());
   // A key store that cannot be used gives way to memory keys (tickets/key-fallback.ts).
-  const { source: tickets } = await ticketKeysOrMemory({
+  const { source: tickets, fallback: keysInMemory } = await ticketKeysOrMemory({
     tlsmgr_ticket_key_database: cfg.tlsmgr_ticket_key_database,
     main_cf_path: cfg.main_cf_path,
     ...(ids ? { keyFileOwner: ids } : {}),
   });
   ctx.atClose(() => tickets.close());
 
-  const state: TlsmgrState = { caches, tickets, prng: pool };
+  const stats = statsSources({
+    caches,
+    databases: { smtpd: cfg.caches.smtpd.database, smtp: cfg.caches.smtp.database, lmtp: cfg.caches.lmtp.database },
+    limits: (type) => scacheLimitsOf(cfg, type).limits,
+    tickets,
+    // the store that serves: memory ("") when the configured one gave way
+    ticketDatabase: keysInMemory ? "" : cfg.tlsmgr_ticket_key_database,
+    prng: pool,
+  });
+  const served = smtpdServiceAliases(caches, cfg.tlsmgr_smtpd_cache_shared_services);
+  const state: TlsmgrState = { caches: served, tickets, prng: pool, stats };
   const mixTime = mixTimeOncePerTurn(pool);
   const connection = (served: () => void): ConnectionOptions => ({
     limits: {
@@ -126,15 +144,25 @@ async function tlsmgrPreInit(ctx: MultiServerContext): Promise<Tlsmgr> {
   return {
     pool,
     caches,
+    stats,
     serveStream: (stream, peer, served) => serveConnection(stream, peer, state, connection(served)),
     listen: (target, served) => startListener(state, { ...connection(served), ...target }),
   };
 }
 
-/** tlsmgrPostInit - tlsmgr_post_init(): start the cache sweeps; say which caches serve. */
+/**
+ * tlsmgrPostInit - tlsmgr_post_init(): start the cache sweeps and, when
+ * asked, the metrics server (privileges are dropped by now); say which
+ * caches serve.
+ */
 function tlsmgrPostInit(ctx: MultiServerContext, t: Tlsmgr): void {
   t.caches.startSweeps();
-  if (ctx.args.standalone) return; // -S: one client, no start-up report
+  if (ctx.args.standalone) return; // -S: one client, no start-up report, no metrics
+  const metricsAt = metricsAddressOf(ctx.cfg);
+  if (metricsAt) {
+    const metrics = startMetricsServer(t.stats, metricsAt);
+    ctx.atClose(() => metrics.close());
+  }
   for (const type of CACHE_TYPES) {
     const cache = t.caches.get(type);
     if (cache)

@@ -55,3 +55,13 @@ test("mistakes are refused with the usage", () => {
   assert.throws(() => parseBenchArgs(["--mix", "lookup=x"]), /weight must be a number/);
   assert.throws(() => parseBenchArgs(["--frobnicate"]), /unknown option --frobnicate/);
 });
+
+test("--metrics off|on|both (default off) and --baseline TREE", () => {
+  assert.equal(parseBenchArgs([]).metrics, "off");
+  assert.equal(parseBenchArgs([]).baseline, undefined);
+  const o = parseBenchArgs(["--metrics", "both", "--baseline=/tmp/base"]);
+  assert.equal(o.metrics, "both");
+  assert.equal(o.baseline, "/tmp/base");
+  assert.equal(parseBenchArgs(["--metrics=on"]).metrics, "on");
+  assert.throws(() => parseBenchArgs(["--metrics", "sometimes"]), /bad value for --metrics: sometimes \(expected off, on or both\)/);
+});

@@ -3,8 +3,10 @@
  *                main.cf values, by tlsmgr's start-up rules.
  * Owns: timeout sanitising, "enabled" (database non-empty and timeout > 0),
  *       the duplicate-database check, data_directory redirection,
- *       create-or-truncate, a cache that cannot be opened served unavailable, the start-up info line, which *_tls_loglevel
- *       levels turn on cache logging, starting the sweeps, and the cache
+ *       create-or-truncate, a cache that cannot be opened served
+ *       unavailable (cache/unavailable-cache.ts), the start-up info line,
+ *       which *_tls_loglevel levels turn on cache logging, starting the
+ *       sweeps, handing each cache its entry and byte limits, and the cache
  *       set's view for the request handlers (SessionCaches).
  * Not here: entries, expiry, the sweep itself, the "type:name" check
  *           (cache/scache.ts); reading main.cf and the loglevel words
@@ -28,6 +30,7 @@ import { msgFatal, msgInfo } from "../log/msg.js";
 import { TLS_LOG_CACHE, tlsLogMask } from "../config/tls-log-mask.js";
 import { CACHE_TYPES, type CacheType } from "../protocol/tlsmgr-proto.js";
 import type { Clock } from "../util/clock.js";
+import type { CacheLimitParams, CacheLimits } from "./cache-bound.js";
 
 /** TLS_SESSION_LIFEMIN: a positive timeout below this becomes this. */
 export const TLS_SESSION_LIFEMIN = 120;
@@ -49,6 +52,8 @@ export interface CacheSetOptions {
   ownerUid?: number;
   /** Each entry a sweep meets, e.g. for the PRNG pool. */
   onSweepEntry?: (type: CacheType, id: string, value: Buffer) => void;
+  /** Each cache's entry and byte limits and their names (config/params.ts scacheLimitsOf; cache/cache-bound.ts). */
+  limits?: (type: CacheType) => { limits: CacheLimits; params: CacheLimitParams };
   /** false (daemon_table_open_error_is_fatal = yes): a cache that cannot be opened is fatal. Default true. */
   surrogates?: boolean;
 }
@@ -153,6 +158,7 @@ export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = 
         scacheOpenMap({ ...map, name }, type, tlsLogCache(c.param.loglevel, c.loglevel), timeout, {
           ...clockOpt,
           ...(hook ? { onSweepEntry: (id: string, value: Buffer) => hook(type, id, value) } : {}),
+          ...(opts.limits ? { limits: opts.limits(type).limits, limitParams: opts.limits(type).params } : {}),
           context,
         }),
         surrogates,

@@ -7,7 +7,9 @@
  * Not here: bytes and framing (protocol/attr0.ts), connections
  *           (server/connection.ts), storage (cache/: the handlers reach the
  *           caches through cache-set.ts SessionCaches), keys (tickets/),
- *           the PRNG pool (prng/pool.ts).
+ *           the PRNG pool (prng/pool.ts), the stats request and the request
+ *           counters (stats/stats-request.ts, stats/counters.ts: each reply is
+ *           counted by its kind and status on its way out).
  * See also: postfix/src/tlsmgr/tlsmgr.c (tlsmgr_service)
  */
 
@@ -34,6 +36,7 @@ import {
   TLS_MGR_REQ_LOOKUP,
   TLS_MGR_REQ_POLICY,
   TLS_MGR_REQ_SEED,
+  TLS_MGR_REQ_STATS,
   TLS_MGR_REQ_TKTKEY,
   TLS_MGR_REQ_UPDATE,
   TLS_MGR_STAT_ERR,
@@ -47,6 +50,11 @@ import type { SessionCacheOps } from "../cache/scache.js";
 import type { TicketKeySource } from "../tickets/ticket-keys.js";
 import { ticketKeyRecord } from "../tickets/ticket-keys.js";
 import { msgWarn, printable } from "../log/msg.js";
+import {
+  REQ_DELETE, REQ_LOOKUP, REQ_OTHER, REQ_POLICY, REQ_SEED, REQ_STATS, REQ_TKTKEY, REQ_UPDATE, RequestCounters,
+} from "../stats/counters.js";
+import { handleStats } from "../stats/stats-request.js";
+import type { StatsSources } from "../stats/stats-view.js";
 
 /** Where seed bytes come from (prng/pool.ts PrngPool). */
 export interface SeedSource {
@@ -64,7 +72,12 @@ export interface TlsmgrState {
   caches: SessionCaches;
   tickets: TicketKeySource;
   prng: SeedSource;
+  /** What the stats request reports, the request counters among it (main.ts); without it nothing is counted. */
+  stats?: StatsSources;
 }
+
+/** Counts nobody reads: the replies of a state without statistics pass through these. */
+const UNREAD = new RequestCounters();
 
 /** A reply: ready-made attr0 text, or a promise of it (cache and key stores may be asynchronous). */
 export type Reply = string | Promise<string>;
@@ -139,32 +152,35 @@ export type RequestWarn = (text: string) => void;
  * client in warnings, which go to `warn`.
  */
 export function handleRequest(state: TlsmgrState, attrs: Attr0Attr[], peer: string, warn: RequestWarn = msgWarn): Reply {
+  const counted = state.stats?.requests ?? UNREAD;
   const first = attrs[0];
   if (first === undefined) {
     warn(`empty request from ${peer}`);
-    return STATUS_FAIL_ONLY;
+    return counted.tally(REQ_OTHER, STATUS_FAIL_ONLY);
   }
   if (first.name !== TLS_MGR_ATTR_REQ) {
     warn(`unexpected attribute ${printable(first.name)} from ${peer} (expecting: ${TLS_MGR_ATTR_REQ})`);
-    return STATUS_FAIL_ONLY;
+    return counted.tally(REQ_OTHER, STATUS_FAIL_ONLY);
   }
   const request = first.value.toString("latin1");
   switch (request) {
     case TLS_MGR_REQ_LOOKUP:
-      return handleLookup(state, attrs, peer, warn);
+      return counted.tally(REQ_LOOKUP, handleLookup(state, attrs, peer, warn));
     case TLS_MGR_REQ_UPDATE:
-      return handleUpdate(state, attrs, peer, warn);
+      return counted.tally(REQ_UPDATE, handleUpdate(state, attrs, peer, warn));
     case TLS_MGR_REQ_DELETE:
-      return handleDelete(state, attrs, peer, warn);
+      return counted.tally(REQ_DELETE, handleDelete(state, attrs, peer, warn));
     case TLS_MGR_REQ_TKTKEY:
-      return handleTktkey(state, attrs, peer, warn);
+      return counted.tally(REQ_TKTKEY, handleTktkey(state, attrs, peer, warn));
     case TLS_MGR_REQ_SEED:
-      return handleSeed(state, attrs, peer, warn);
+      return counted.tally(REQ_SEED, handleSeed(state, attrs, peer, warn));
     case TLS_MGR_REQ_POLICY:
-      return handlePolicy(state, attrs, peer, warn);
+      return counted.tally(REQ_POLICY, handlePolicy(state, attrs, peer, warn));
+    case TLS_MGR_REQ_STATS:
+      return counted.tally(REQ_STATS, handleStats(state.stats, attrs, peer, warn));
     default:
       warn(`unknown request "${printable(request)}" from ${peer}`);
-      return STATUS_FAIL_ONLY;
+      return counted.tally(REQ_OTHER, STATUS_FAIL_ONLY);
   }
 }
 

@@ -4,7 +4,8 @@
  * Owns: the file name (map name + ".lmdb" for all three types), create or
  *       truncate at open, raw binary keys and values, the write-behind overlay,
  *       the chunked walk, the encoding of keys LMDB cannot hold.
- * Not here: timestamps and expiry (cache/scache.ts); which types exist (backends/index.ts).
+ * Not here: timestamps and expiry (cache/scache.ts); which types exist (backends/index.ts);
+ *           the latency and error counters it bumps (stats/counters.ts lmdbCounters).
  * See also: postfix/src/util/dict_lmdb.c, cache/backend.ts, test/conformance/lmdb.test.ts
  *
  * Storage: key = the UTF-8 bytes of the cache id, value = the bytes as given;
@@ -57,6 +58,7 @@ import { open, type RootDatabase, type RootDatabaseOptionsWithPath } from "lmdb"
 import type { BackendInfo, BackendOpenOptions, CacheBackend } from "../backend.js";
 import { errorText } from "../../log/errors.js";
 import { msgInfo, msgWarn } from "../../log/msg.js";
+import { lmdbCounters } from "../../stats/counters.js";
 import { lmdbWriteErrorText } from "./lmdb-errno.js";
 
 export const LMDB_MAP_TYPES = ["lmdb", "btree", "hash"];
@@ -160,7 +162,9 @@ export class LmdbBackend implements CacheBackend {
   /** #readCommitted - the value in the file, in lmdb-js's shared read buffer. */
   #readCommitted(id: string): Buffer | undefined {
     const { key, long } = encodeKey(id);
+    const t0 = performance.now();
     const fast = this.#db.getBinaryFast(key);
+    lmdbCounters.read.observeSince(t0);
     if (fast === undefined) return undefined;
     // lmdb-js's reused buffer is longer than the value and fakes its length:
     // a plain view of the value's bytes (no copy) is safe to slice.
@@ -223,6 +227,7 @@ export class LmdbBackend implements CacheBackend {
       this.#lostSinceFailing += batch.size; // backing off after a failed write (see #writeFailed)
       return;
     }
+    const t0 = performance.now();
     try {
       this.#db.transactionSync(() => {
         for (const [id, value] of batch) {
@@ -232,16 +237,19 @@ export class LmdbBackend implements CacheBackend {
             else this.#db.putSync(key, long ? wrapLong(long, value) : value);
           } catch (err) {
             // One entry LMDB refuses must not cost the others their place.
+            lmdbCounters.errors++;
             msgWarn(`${this.type}:${this.name}: cannot write cache entry: ${errorText(err)}`);
           }
         }
       });
     } catch (err) {
+      lmdbCounters.errors++;
       let bytes = 0;
       for (const v of batch.values()) bytes += v?.length ?? 0;
       this.#writeFailed(batch.size, err, bytes);
       return;
     }
+    lmdbCounters.commit.observeSince(t0);
     if (this.#lostSinceFailing >= 0) {
       msgInfo(`${this.type}:${this.name}: cache writes succeed again; ${this.#lostSinceFailing} entries were not stored`);
       this.#lostSinceFailing = -1;
