@@ -566,7 +566,7 @@ export async function scacheOpenMap(
   try {
     backend = await map.info.open(map.name, { truncate: true, type: map.type, timeout, cache: label });
   } catch (err) {
-    if (err instanceof FatalError) throw err; // already said
+    if (err instanceof FatalError) throw err; // logged where it was found (e.g. the redis: table file)
     msgFatal(`${opts.context ?? ""}cannot open ${map.type}:${map.name}: ${errorText(err)}`);
   }
   const cacheOpts: SessionCacheOptions = { label, backend, timeout, verbose };

@@ -3,7 +3,8 @@
  * nobody but its rightful owner could have put it there (issue 13, finding
  * 5), against the real daemon started as root: a file planted by nobody,
  * a file in a directory of nobody's or one that others may write, a link
- * (symbolic or hard) are refused, the target untouched (mail_owner is
+ * (symbolic or hard) are refused (an error line; keys from memory, as
+ * Postfix's, never the planted ones), the target untouched (mail_owner is
  * postfix there, nobody another local user); in mail_owner's
  * data_directory, a key planted by mail_owner with a deadline in 2100 is
  * dropped with a warning and never handed out.
@@ -45,16 +46,29 @@ function keyFileBytes(key: TicketKey): Buffer {
 
 const attackerKey = (): TicketKey => ({ name: Buffer.from("ATTACKER-KEYNAME"), bits: randomBytes(32), hmac: randomBytes(32), tout: 4_102_444_800 });
 
-/** refused - the daemon must not start; its stderr. */
-async function refused(configDir: string, socket: string): Promise<string> {
-  const started = startDaemon({ configDir, socket, readyTimeoutMs: 15_000 });
-  started.then((d) => d.stop(), () => undefined);
-  let text = "";
-  await assert.rejects(started, (err: Error) => {
-    text = err.message;
-    return true;
-  });
-  return text;
+/**
+ * refused - the daemon does not use the key file: it says why (an error
+ * line), serves keys from memory (not the planted one), and leaves the file
+ * as it was. Its stderr.
+ */
+async function refused(configDir: string, socket: string, keyFile: string): Promise<string> {
+  let before: Buffer | undefined;
+  try {
+    before = readFileSync(keyFile);
+  } catch {
+    /* a link that leads nowhere readable */
+  }
+  const d = await startDaemon({ configDir, socket });
+  try {
+    assert.match(d.stderr(), /warning: .*tlsmgr_ticket_key_database: .* is unavailable: session ticket keys are kept in memory/);
+    const cur = await tlsmgrTktkey(d.socket);
+    assert.equal(cur.status, 0);
+    assert.notDeepEqual(cur.keybuf.subarray(0, 16), Buffer.from("ATTACKER-KEYNAME"), "not the planted key");
+    return d.stderr();
+  } finally {
+    await d.stop();
+    if (before !== undefined) assert.deepEqual(readFileSync(keyFile), before, `${keyFile} left as it was`);
+  }
 }
 
 describe("who may own the ticket key file (finding 5)", { skip: ROOT_SKIP }, () => {
@@ -69,7 +83,7 @@ describe("who may own the ticket key file (finding 5)", { skip: ROOT_SKIP }, () 
     const r = runAsNobody(`import { writeFileSync } from "node:fs"; writeFileSync(${JSON.stringify(planted)}, Buffer.from(${JSON.stringify(keyFileBytes(attackerKey()).toString("base64"))}, "base64"), { mode: 0o600 });`);
     assert.equal(r.status, 0, r.stderr);
     const h1 = home(root, "h1", planted);
-    assert.match(await refused(h1, join(h1, "s", "tlsmgr")), /fatal: .*tls-keys: .*directory .*nobodys is owned by uid 65534, not by root or mail_owner/);
+    assert.match(await refused(h1, join(h1, "s", "tlsmgr"), planted), /error: .*tls-keys: .*directory .*nobodys is owned by uid 65534, not by root or mail_owner/);
 
     const rootDir = join(root, "rootdir");
     mkdirSync(rootDir, { mode: 0o700 });
@@ -77,7 +91,7 @@ describe("who may own the ticket key file (finding 5)", { skip: ROOT_SKIP }, () 
     writeFileSync(theirs, keyFileBytes(attackerKey()), { mode: 0o600 });
     chownSync(theirs, NOBODY.uid, NOBODY.gid);
     const h2 = home(root, "h2", theirs);
-    assert.match(await refused(h2, join(h2, "s", "tlsmgr")), /fatal: .*tls-keys: owned by uid 65534, not by uid 0/);
+    assert.match(await refused(h2, join(h2, "s", "tlsmgr"), theirs), /error: .*tls-keys: owned by uid 65534, not by uid 0/);
     assert.equal(statSync(theirs).uid, NOBODY.uid, "left as it was");
   });
 
@@ -88,7 +102,7 @@ describe("who may own the ticket key file (finding 5)", { skip: ROOT_SKIP }, () 
     const f = join(open, "tls-keys");
     writeFileSync(f, "", { mode: 0o600 });
     const h3 = home(root, "h3", f);
-    assert.match(await refused(h3, join(h3, "s", "tlsmgr")), /fatal: .*tls-keys: .*directory .*open is mode 1777/);
+    assert.match(await refused(h3, join(h3, "s", "tlsmgr"), f), /error: .*tls-keys: .*directory .*open is mode 1777/);
 
     const safe = join(root, "safe");
     mkdirSync(safe, { mode: 0o700 });
@@ -97,10 +111,10 @@ describe("who may own the ticket key file (finding 5)", { skip: ROOT_SKIP }, () 
     writeFileSync(target, content, { mode: 0o600 });
     symlinkSync(target, join(safe, "link-keys"));
     const h4 = home(root, "h4", join(safe, "link-keys"));
-    assert.match(await refused(h4, join(h4, "s", "tlsmgr")), /fatal: .*link-keys: .*symbolic link/);
+    assert.match(await refused(h4, join(h4, "s", "tlsmgr"), join(safe, "link-keys")), /error: .*link-keys: .*symbolic link/);
     linkSync(target, join(safe, "hard-keys"));
     const h5 = home(root, "h5", join(safe, "hard-keys"));
-    assert.match(await refused(h5, join(h5, "s", "tlsmgr")), /fatal: .*hard-keys: .*2 hard links/);
+    assert.match(await refused(h5, join(h5, "s", "tlsmgr"), join(safe, "hard-keys")), /error: .*hard-keys: .*2 hard links/);
     assert.deepEqual(readFileSync(target), content, "untouched");
   });
 
