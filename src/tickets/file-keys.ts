@@ -31,21 +31,23 @@
  * anyway: it will not survive a restart, nothing worse.
  *
  * Who may own it. The file is trusted as far as whoever could have put it
- * there: it is opened with the ids of its directory's owner and must belong
- * to that same user (link count 1, not a symbolic link, mode 0600), in a
- * directory that neither group nor others may write:
- *   - a directory of root's (e.g. /etc/postfix/tlsmgr, mode 0700): opened
- *     as root before privileges are dropped; no mail_owner process can
- *     plant, change or remove it. The strong choice.
+ * there. It is opened before privileges are dropped, never through a
+ * symbolic link, and must be a regular file with one link, mode 0600 or
+ * 0400, in a directory that neither group nor others may write:
+ *   - a directory of root's (e.g. /etc/postfix/tlsmgr, mode 0700): the file
+ *     must be root's; no mail_owner process can plant, change or remove it.
+ *     The strong choice.
  *   - a directory of mail_owner's (data_directory, where tlsmgr-postfix
- *     and the README put it): opened with mail_owner's ids, so the file is
- *     mail_owner's as Postfix's own files there (postfix check). A
- *     mail_owner process could plant keys there, as it can ask tlsmgr for
- *     the current key anyway; what it plants is bounded below.
+ *     and the README put it): the file must be root's or mail_owner's, and
+ *     a root's one is given to mail_owner (fchown on the open descriptor),
+ *     as Postfix's own files there are (postfix check). A mail_owner
+ *     process could plant keys there, as it can ask tlsmgr for the current
+ *     key anyway; what it plants is bounded below.
  *   - any other directory owner: refused.
- * Keys whose deadline is beyond now + T/2 (no key tlsmgr makes has one) are
- * dropped at the first request with a warning, and leave the file at the
- * next save: a planted key cannot outlive one key lifetime.
+ * (A daemon not run by root: its own directory and files.) Keys whose
+ * deadline is beyond now + T/2 (no key tlsmgr makes has one) are dropped at
+ * the first request with a warning, and leave the file at the next save: a
+ * planted key cannot outlive one key lifetime.
  *
  * Forward secrecy: keys stay in the file until two rotations later (about
  * T), and in whatever copies file systems, disks and backups keep; whoever
@@ -65,7 +67,6 @@ import type { TicketKeyInUse } from "../stats/stats-view.js";
 import { STORED_KEY_LEN, storedKeyDecode, storedKeyEncode } from "./stored-key.js";
 import { FatalError, msgFatal, msgInfo, msgWarn } from "../log/msg.js";
 import { errorCode, errorText } from "../log/errors.js";
-import { withEffectiveIds } from "../master/eugid.js";
 import type { Clock } from "../util/clock.js";
 import { systemClock } from "../util/clock.js";
 
@@ -107,7 +108,7 @@ export function fileKeysSlotDecode(slot: Buffer): { gen: bigint; keys: TicketKey
 export interface FileTicketKeysOptions {
   clock?: Clock;
   random?: (n: number) => Buffer;
-  /** mail_owner: a key file in a directory of mail_owner's is opened with these ids and must be theirs (see the header). */
+  /** mail_owner: a key file in a directory of mail_owner's may be theirs, and a root's one there is given to them (see the header). */
   owner?: { uid: number; gid: number };
 }
 
@@ -236,35 +237,34 @@ function modeText(mode: number): string {
 }
 
 /**
- * keyFileIds - the ids to open the key file with: its directory's owner,
- * when that is this process's user or mail_owner; fatal for any other
- * owner and for a directory that group or others may write (see the header).
+ * keyFileOwners - the uids the key file may belong to, from its directory's
+ * owner, and whether that owner is mail_owner (see the header); fatal for
+ * another owner and for a directory that group or others may write.
  */
-async function keyFileIds(path: string, where: string, owner: FileTicketKeysOptions["owner"]): Promise<{ uid: number; gid: number } | undefined> {
+async function keyFileOwners(path: string, where: string, owner: FileTicketKeysOptions["owner"]): Promise<{ uids: number[]; mailOwnerDir: boolean }> {
   const dir = dirname(path);
   let st: Stats;
   try {
     st = await stat(dir);
   } catch (err) {
-    return msgFatal(`${where}: cannot open session ticket key file ${path}: directory ${dir}: ${errorText(err)}`);
+    return msgFatal(`${where}: cannot open session ticket key file ${path}: ${errorText(err)}`);
   }
   const euid = process.geteuid?.() ?? 0;
   if (!st.isDirectory()) msgFatal(`${where}: ${path}: ${dir} is not a directory`);
-  const mine = st.uid === euid;
-  const ownerUid = owner !== undefined && owner.uid !== 0 ? owner.uid : undefined;
-  if (!mine && st.uid !== ownerUid)
+  const mailOwner = owner !== undefined && owner.uid !== euid ? owner.uid : undefined;
+  if (st.uid !== euid && st.uid !== mailOwner)
     msgFatal(
       `${where}: ${path}: its directory ${dir} is owned by uid ${st.uid}, not by root or mail_owner:` +
         " whoever owns it can put keys there; use a directory of root's, mode 0700 (e.g. /etc/postfix/tlsmgr)",
     );
   if ((st.mode & 0o022) !== 0)
     msgFatal(`${where}: ${path}: its directory ${dir} is mode ${modeText(st.mode)}: others may put keys there; use a directory of root's, mode 0700`);
-  return mine ? undefined : owner;
+  return st.uid === euid ? { uids: [euid], mailOwnerDir: false } : { uids: [euid, st.uid], mailOwnerDir: true };
 }
 
 /**
  * fileTicketKeysOpen - open (create when absent, mode 0600) the key file
- * PATH with the ids of its directory's owner, and load its keys. Fatal,
+ * PATH, check who owns it and its directory, and load its keys. Fatal,
  * naming `where` (main.cf and parameter), when the path is not absolute,
  * its directory or the file break the rules of the header, or the file lets
  * other users read or change it. A file with no intact slot starts empty
@@ -276,13 +276,12 @@ export async function fileTicketKeysOpen(
   opts: FileTicketKeysOptions = {},
 ): Promise<FileTicketKeys> {
   if (!isAbsolute(path)) msgFatal(`${where}: "${path}" is not an absolute pathname`);
-  const ids = await keyFileIds(path, where, opts.owner);
+  const allowed = await keyFileOwners(path, where, opts.owner);
   let fh: FileHandle;
   let st: Stats;
   try {
-    fh = await withEffectiveIds(ids, () =>
-      open(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NOCTTY | constants.O_NONBLOCK, 0o600),
-    );
+    // No O_TRUNC: what is there is checked before anything is written.
+    fh = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NOCTTY | constants.O_NONBLOCK, 0o600);
   } catch (err) {
     if (errorCode(err) === "ELOOP") return msgFatal(`${where}: ${path}: is a symbolic link: name the file itself`);
     return msgFatal(`${where}: cannot open session ticket key file ${path}: ${errorText(err)}`);
@@ -290,12 +289,21 @@ export async function fileTicketKeysOpen(
   try {
     st = await fh.stat();
     if (!st.isFile()) msgFatal(`${where}: ${path} is not a regular file`);
-    const opener = ids?.uid ?? process.geteuid?.() ?? 0;
-    if (st.uid !== opener)
-      msgFatal(`${where}: ${path}: owned by uid ${st.uid}, not by uid ${opener} (the owner of its directory): someone else put it there`);
     if (st.nlink !== 1) msgFatal(`${where}: ${path}: it has ${st.nlink} hard links: another name could change it`);
+    if (!allowed.uids.includes(st.uid))
+      msgFatal(
+        `${where}: ${path}: owned by uid ${st.uid}, not by uid ${allowed.uids.join(" or uid ")}` +
+          ` (${allowed.mailOwnerDir ? "root, or mail_owner who owns its directory" : "the owner of its directory"}): someone else put it there`,
+      );
     if ((st.mode & 0o077) !== 0)
       msgFatal(`${where}: ${path}: mode ${modeText(st.mode)} lets others read or change the keys: chmod 600 ${path}`);
+    if (allowed.mailOwnerDir && st.uid === 0 && opts.owner !== undefined) {
+      try {
+        await fh.chown(opts.owner.uid, opts.owner.gid); // the descriptor: no path, no link followed
+      } catch (err) {
+        msgWarn(`session ticket key file ${path}: cannot give it to mail_owner: ${errorText(err)}`);
+      }
+    }
     const buf = Buffer.alloc(2 * FILE_KEYS_SLOT_SIZE);
     const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
     const slots = [buf.subarray(0, Math.min(bytesRead, FILE_KEYS_SLOT_SIZE))];
