@@ -2,7 +2,8 @@
  * cache-set.ts - the three TLS session caches (smtpd, smtp, lmtp) built from
  *                main.cf values, by tlsmgr's start-up rules.
  * Owns: timeout sanitising, "enabled" (database non-empty and timeout > 0),
- *       the duplicate-database check, data_directory redirection,
+ *       the duplicate-database check (a file serves one cache; a shared
+ *       store such as redis: may serve them all), data_directory redirection,
  *       create-or-truncate, the start-up info line, which *_tls_loglevel
  *       levels turn on cache logging, starting the sweeps, and the cache
  *       set's view for the request handlers (SessionCaches).
@@ -78,8 +79,9 @@ export function tlsLogCache(param: string, value: string): boolean {
 /**
  * openCacheSet - tlsmgr_pre_init()'s cache part: sanitise each timeout, and
  * open (create or truncate) each enabled cache, in the order smtpd, smtp,
- * lmtp. Fatal on a database named twice, an unknown map type, or a failed
- * open (the caches already opened are closed first).
+ * lmtp. Fatal on a file-based database named twice (or two names of one
+ * file), an unknown map type, or a failed open (the caches already opened
+ * are closed first).
  */
 export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = {}): Promise<CacheSet> {
   const caches = new Map<CacheType, SessionCache>();
@@ -103,21 +105,25 @@ export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = 
       if (timeout <= 0 || c.database === "") continue;
       const context = `${where}parameter ${c.param.database}: `;
 
-      const dup = dupFilter.get(c.database);
-      if (dup)
-        msgFatal(
-          `${where}parameters ${cfg.caches[dup].param.database} and ${c.param.database}: ` +
-            `do not use the same TLS cache file ${c.database} for ${dup} and ${type}`,
-        );
-      dupFilter.set(c.database, type);
-
       const map = scacheMapCheck(c.database, context, defaultType);
+      // A shared store that keeps each cache's keys apart (redis:) may serve
+      // every cache from one table; a file may serve only one cache.
+      if (!map.info.sharedByCaches) {
+        const dup = dupFilter.get(c.database);
+        if (dup)
+          msgFatal(
+            `${where}parameters ${cfg.caches[dup].param.database} and ${c.param.database}: ` +
+              `do not use the same TLS cache file ${c.database} for ${dup} and ${type}`,
+          );
+        dupFilter.set(c.database, type);
+      }
+
       const spec = await dataRedirectMap(c.database, env, defaultType);
       const name = spec.slice(map.type.length + 1);
       // Stricter than Postfix: btree:/x/a and lmdb:/x/a (or two paths redirected
       // to one data_directory file) would share, and truncate, one LMDB file.
       const file = map.info.fileFor ? map.info.fileFor(name) : spec;
-      const fileDup = fileFilter.get(file);
+      const fileDup = map.info.sharedByCaches ? undefined : fileFilter.get(file);
       if (fileDup)
         msgFatal(
           `${where}parameters ${cfg.caches[fileDup].param.database} and ${c.param.database}: ` +

@@ -482,7 +482,7 @@ export async function scacheOpenMap(
   if (verbose) msgInfo(`open ${label} TLS cache ${map.type}:${map.name}`);
   let backend: CacheBackend;
   try {
-    backend = await map.info.open(map.name, { truncate: true, type: map.type, timeout });
+    backend = await map.info.open(map.name, { truncate: true, type: map.type, timeout, cache: label });
   } catch (err) {
     msgFatal(`${opts.context ?? ""}cannot open ${map.type}:${map.name}: ${errorText(err)}`);
   }
