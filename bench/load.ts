@@ -208,6 +208,8 @@ export interface LoadOptions {
   seriesIntervalMs?: number;
   /** stop early when this resolves true (checked each 100 ms) */
   stopWhen?: () => boolean;
+  /** record every request of the window slower than this (us) in LoadResult.slow */
+  slowUs?: number;
 }
 
 export interface SeriesPoint {
@@ -244,7 +246,14 @@ export interface LoadResult {
   failures: string[];
   /** wall-clock ms (Date.now) of the start of the measured window */
   windowStartMs: number;
+  /** with slowUs: [start us on the monotonic clock (MONO_BASE_US), latency us, kind index in REQUEST_KINDS] per slow request */
+  slow: number[];
+  /** the measured window on the monotonic clock, us */
+  windowMonoUs: [number, number];
 }
+
+/** us on the monotonic clock (process.hrtime: the same clock in every process) at performance.now() === 0 */
+export const MONO_BASE_US = Number(process.hrtime.bigint() / 1000n) - performance.now() * 1000;
 
 /** openConnections - n connections in parallel batches; rejects on the first failure */
 export async function openConnections(path: string, n: number, timeoutMs = 10_000): Promise<LoadConnection[]> {
@@ -397,6 +406,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     c.send(kind, text);
   };
 
+  const slow: number[] = [];
+  const slowUs = o.slowUs ?? Number.POSITIVE_INFINITY;
   conns.forEach((c, i) => {
     c.sink = (conn, kind, status, us) => {
       if (recording) {
@@ -406,6 +417,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
           s.hist.record(us);
         }
         all.record(us);
+        if (us >= slowUs) slow.push(MONO_BASE_US + conn.sentAt * 1000, us, REQUEST_KINDS.indexOf(kind));
       }
       if (interval !== undefined) {
         const slot = Math.floor((performance.now() - t0) / interval);
@@ -501,6 +513,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     freshUpdates: builders.reduce((a, b) => a + b.freshUpdates, 0),
     failures,
     windowStartMs,
+    slow,
+    windowMonoUs: [MONO_BASE_US + windowStart * 1000, MONO_BASE_US + windowEnd * 1000],
   };
 }
 

@@ -33,6 +33,10 @@ export interface BenchOptions {
   plot: string | undefined;
   sweepPlot: string | undefined;
   cpuProf: string | undefined;
+  /** directory for our daemon's trace figures (bench/daemon-trace.ts) */
+  trace: string | undefined;
+  /** extra node options for our daemon, e.g. "--trace-gc --max-semi-space-size=32" */
+  nodeArgs: string[];
 }
 
 /** defaultTmp - /dev/shm when there is one (cache files in RAM, see docs/benchmarks.md), else os.tmpdir() */
@@ -43,7 +47,8 @@ export function defaultTmp(): string {
 const USAGE = "usage: npm run bench -- [--clients 1,8,64] [--duration 10] [--warmup 2] [--prefill 20000]\n"
   + "  [--mix lookup=60,update=25,tktkey=10,seed=5] [--impl ours,postfix] [--session-size 1024-4096] [--seed 1]\n"
   + "  [--sweep] [--sweep-only] [--sweep-entries 1000000] [--sweep-timeout 180] [--sweep-clients 8]\n"
-  + "  [--repeat 1] [--tmp DIR] [--json FILE] [--plot FILE] [--sweep-plot FILE] [--cpu-prof DIR]\n"
+  + "  [--repeat 1] [--tmp DIR] [--json FILE] [--plot FILE] [--sweep-plot FILE] [--cpu-prof DIR] [--trace DIR]\n"
+  + "  [--node-args \"NODE OPTIONS for our daemon\"]\n"
   + `  implementations: ${IMPLS.join(", ")}`;
 
 /** parseBenchArgs - the command line to options; throws with the usage on a mistake */
@@ -53,6 +58,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     impls: ["ours", "postfix"], sessionMin: 1024, sessionMax: 4096, seed: 1,
     sweep: false, sweepOnly: false, sweepEntries: 1_000_000, sweepTimeout: 180, sweepClients: 8,
     repeat: 1, tmp: defaultTmp(), json: undefined, plot: undefined, sweepPlot: undefined, cpuProf: undefined,
+    trace: undefined, nodeArgs: [],
   };
   const num = (name: string, v: string | undefined, min: number, max: number): number => {
     const n = Number(v);
@@ -108,6 +114,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       case "--plot": o.plot = take(); break;
       case "--sweep-plot": o.sweepPlot = take(); break;
       case "--cpu-prof": o.cpuProf = take(); break;
+      case "--trace": o.trace = take(); break;
+      case "--node-args": o.nodeArgs = take().split(/\s+/).filter((a) => a !== ""); break;
       case "--help": case "-h": throw new Error(USAGE);
       default: throw new Error(`unknown option ${arg}\n${USAGE}`);
     }
