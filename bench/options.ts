@@ -37,6 +37,16 @@ export interface BenchOptions {
   trace: string | undefined;
   /** extra node options for our daemon, e.g. "--trace-gc --max-semi-space-size=32" */
   nodeArgs: string[];
+  /** farm mode (bench/farm.ts): host counts; --clients are then the total, spread over the hosts */
+  hosts: number[] | undefined;
+  /** ours-redis / ours-valkey run on a three-node Cluster (ours-redis-cluster / ours-valkey-cluster) */
+  redisCluster: boolean;
+  /** the redis: table's timeout for the farm's daemons, e.g. "50ms" (default: the table's default, 50ms) */
+  redisTimeout: string | undefined;
+  /** degradation run: seconds the store is stopped (SIGSTOP) under load; undefined = none */
+  pauseStore: number | undefined;
+  /** plot of the degradation run */
+  pausePlot: string | undefined;
 }
 
 /** defaultTmp - /dev/shm when there is one (cache files in RAM, see docs/benchmarks.md), else os.tmpdir() */
@@ -49,6 +59,7 @@ const USAGE = "usage: npm run bench -- [--clients 1,8,64] [--duration 10] [--war
   + "  [--sweep] [--sweep-only] [--sweep-entries 1000000] [--sweep-timeout 180] [--sweep-clients 8]\n"
   + "  [--repeat 1] [--tmp DIR] [--json FILE] [--plot FILE] [--sweep-plot FILE] [--cpu-prof DIR] [--trace DIR]\n"
   + "  [--node-args \"NODE OPTIONS for our daemon\"]\n"
+  + "  farm: [--hosts 1,2,4] [--redis-cluster] [--redis-timeout 50ms] [--pause-store 10] [--pause-plot FILE]\n"
   + `  implementations: ${IMPLS.join(", ")}`;
 
 /** parseBenchArgs - the command line to options; throws with the usage on a mistake */
@@ -59,6 +70,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     sweep: false, sweepOnly: false, sweepEntries: 1_000_000, sweepTimeout: 180, sweepClients: 8,
     repeat: 1, tmp: defaultTmp(), json: undefined, plot: undefined, sweepPlot: undefined, cpuProf: undefined,
     trace: undefined, nodeArgs: [],
+    hosts: undefined, redisCluster: false, redisTimeout: undefined, pauseStore: undefined, pausePlot: undefined,
   };
   const num = (name: string, v: string | undefined, min: number, max: number): number => {
     const n = Number(v);
@@ -116,10 +128,22 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       case "--cpu-prof": o.cpuProf = take(); break;
       case "--trace": o.trace = take(); break;
       case "--node-args": o.nodeArgs = take().split(/\s+/).filter((a) => a !== ""); break;
+      case "--hosts":
+        o.hosts = take().split(",").map((c) => Math.floor(num("hosts", c.trim(), 1, 64)));
+        break;
+      case "--redis-cluster": o.redisCluster = true; break;
+      case "--redis-timeout":
+        o.redisTimeout = take();
+        if (!/^[0-9]{1,9}(ms|s)?$/.test(o.redisTimeout)) throw new Error(`bad --redis-timeout (expected e.g. 50ms or 1s)\n${USAGE}`);
+        break;
+      case "--pause-store": o.pauseStore = num("pause-store", take(), 1, 300); break;
+      case "--pause-plot": o.pausePlot = take(); break;
       case "--help": case "-h": throw new Error(USAGE);
       default: throw new Error(`unknown option ${arg}\n${USAGE}`);
     }
   }
+  if (o.redisCluster) o.impls = o.impls.map((i) => (i === "ours-redis" ? "ours-redis-cluster" : i === "ours-valkey" ? "ours-valkey-cluster" : i));
+  if (o.pauseStore !== undefined && o.hosts === undefined) o.hosts = [4];
   return o;
 }
 

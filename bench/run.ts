@@ -32,6 +32,7 @@ import {
 import { startTarget, type BenchTarget, type ImplName } from "./targets.js";
 import { makeKeyspace, makeSessionPool, type Keyspace, type SessionPool } from "./workload.js";
 import { runSweepBench, sweepTable, type SweepSummary } from "./sweep.js";
+import { loadAverage, runFarm } from "./farm.js";
 import { plotRuns, plotSweep } from "./png-chart.js";
 import { attributeTail, traceTable, type SlowRun } from "./trace-summary.js";
 
@@ -132,9 +133,18 @@ export async function main(argv: string[]): Promise<void> {
     + `command: npm run bench -- ${argv.join(" ")}\n`
     + `mix ${formatMix(o.mix)}; pre-fill ${o.prefill} entries; sessions ${o.sessionMin}-${o.sessionMax} bytes; `
     + `${o.durationSec} s per run after ${o.warmupSec} s warm-up; ${o.repeat} repetition(s), interleaved; `
-    + `temporary files under ${o.tmp}\n`);
+    + `temporary files under ${o.tmp}; load average ${loadAverage().toFixed(2)} at the start\n`);
 
   const results: Record<string, ImplResult> = {};
+  if (o.hosts !== undefined) {
+    const farm = await runFarm(o);
+    if (o.json !== undefined) {
+      await mkdir(dirname(o.json), { recursive: true });
+      await writeFile(o.json, JSON.stringify({ machine: m, argv, options: { ...o, mix: formatMix(o.mix) }, farm, date: new Date().toISOString() }, null, 2) + "\n");
+      log(`results written to ${o.json}`);
+    }
+    return;
+  }
   if (!o.sweepOnly) {
     const sessions = makeSessionPool(512, o.sessionMin, o.sessionMax, o.seed);
     const states: ImplState[] = [];
