@@ -22,22 +22,23 @@ import { monitorEventLoopDelay, performance, PerformanceObserver } from "node:pe
 import { LatencyHistogram } from "./histogram.js";
 import { LmdbBackend } from "../src/cache/backends/lmdb.js";
 import { PrngPool } from "../src/prng/pool.js";
+import { EVENT_FIELDS } from "./trace-summary.js";
 
 const params = new URL(import.meta.url).searchParams;
 const out = params.get("out");
 
 /**
  * Events for attributing slow requests (bench/trace-summary.ts attributeTail):
- * kind, start on the monotonic clock (us, the same clock in every process:
- * process.hrtime), duration (us). At most MAX_EVENTS are kept.
+ * kind (0 flush, 1 GC, 2 seed block), start on the monotonic clock (us, the same clock in every process:
+ * process.hrtime), duration (us), and for a flush its writes and CPU time (us).
+ * At most MAX_EVENTS are kept.
  */
-export const TRACE_KINDS = ["flush", "gc", "seed"] as const;
 const MAX_EVENTS = 1_000_000;
 const events: number[] = [];
 /** us on the monotonic clock at performance.now() === 0 */
 const monoBase = Number(process.hrtime.bigint() / 1000n) - performance.now() * 1000;
-function event(kind: number, startMs: number, durUs: number): void {
-  if (events.length < MAX_EVENTS * 3) events.push(kind, monoBase + startMs * 1000, durUs);
+function event(kind: number, startMs: number, durUs: number, writes = 0, cpuUs = 0): void {
+  if (events.length < MAX_EVENTS * EVENT_FIELDS) events.push(kind, monoBase + startMs * 1000, durUs, writes, cpuUs);
 }
 
 const flushHist = new LatencyHistogram();
@@ -61,7 +62,7 @@ LmdbBackend.prototype.flush = function tracedFlush(this: LmdbBackend): void {
   flushCpu.record(cpu.user + cpu.system);
   flushHist.record(us);
   flushWrites.record(n);
-  event(0, s, us);
+  event(0, s, us, n, cpu.user + cpu.system);
 };
 
 const generate = PrngPool.prototype.generate;

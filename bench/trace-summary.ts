@@ -13,6 +13,9 @@ import { readFileSync } from "node:fs";
 import { LatencyHistogram, type HistogramJson } from "./histogram.js";
 import { fmtUs, table } from "./report.js";
 
+/** Numbers per event in the "events" array of a trace file: kind, start, duration, writes, CPU (bench/daemon-trace.ts). */
+export const EVENT_FIELDS = 5;
+
 interface TraceJson {
   seconds: number;
   flush: HistogramJson;
@@ -74,9 +77,17 @@ export function attributeTail(file: string, run: SlowRun): string {
   const ev = t.events ?? [];
   const [w0, w1] = run.windowMonoUs;
   const list: Array<[number, number, number]> = [];
-  for (let i = 0; i + 2 < ev.length; i += 3) {
+  // flushes in the window by their writes: [count, CPU us] per class 1, 2-4, 5-16, 17+
+  const classes = [[0, 0], [0, 0], [0, 0], [0, 0]] as Array<[number, number]>;
+  const classOf = (n: number) => (n <= 1 ? 0 : n <= 4 ? 1 : n <= 16 ? 2 : 3);
+  for (let i = 0; i + EVENT_FIELDS - 1 < ev.length; i += EVENT_FIELDS) {
     const s0 = ev[i + 1]!;
     if (s0 + ev[i + 2]! >= w0 - 100_000 && s0 <= w1) list.push([ev[i]!, s0, ev[i + 2]!]);
+    if (ev[i] === 0 && s0 >= w0 && s0 <= w1) {
+      const c = classes[classOf(ev[i + 3]!)]!;
+      c[0]++;
+      c[1] += ev[i + 4]!;
+    }
   }
   list.sort((a, b) => a[1] - b[1]);
   const maxDur = list.reduce((m, e) => Math.max(m, e[2]), 0);
@@ -117,7 +128,9 @@ export function attributeTail(file: string, run: SlowRun): string {
   });
   const seconds = (w1 - w0) / 1e6;
   const counts = CAUSES.map((c, k) => `${c} ${list.filter((e) => e[0] === k && e[1] >= w0 && e[1] <= w1).length}`);
+  const flushes = ["1 write", "2-4", "5-16", "17 or more"].map((name, i) =>
+    `${name}: ${classes[i]![0]}${classes[i]![0] > 0 ? ` (${fmtUs(classes[i]![1] / classes[i]![0])} CPU each)` : ""}`);
   return `${run.label}: share of requests that overlapped daemon work, and the mean time overlapped\n\n`
     + table(["requests", "count", ...CAUSES, "none of these"], rows)
-    + `\n\nin the ${seconds.toFixed(1)} s window: ${counts.join(", ")}\n`;
+    + `\n\nin the ${seconds.toFixed(1)} s window: ${counts.join(", ")}; LMDB flushes by writes: ${flushes.join(", ")}\n`;
 }

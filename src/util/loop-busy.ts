@@ -1,56 +1,60 @@
 /**
- * loop-busy.ts - is this process's event loop saturated? A cheap gauge of
- *                its utilisation (the share of time not spent waiting for
- *                I/O) over the last window, for work that may either run at
- *                the end of the current turn or wait to be batched.
- * Owns: the window, the threshold test, and injecting a source for tests.
+ * loop-busy.ts - is this process saturated? A cheap gauge of the CPU time it
+ *                used over the last window, as a share of one CPU, for work
+ *                that may either run at the end of the current event-loop
+ *                turn or wait to be batched.
+ * Owns: the window, the threshold test, and injecting the sources for tests.
  * Not here: what is deferred (cache/backends/lmdb.ts: the overlay flush).
- * See also: node:perf_hooks performance.eventLoopUtilization(),
- *           docs/benchmarks.md ("The tail at one client")
+ * See also: docs/benchmarks.md ("The tail at one client")
  *
- * The utilisation is read at most once per LOOP_BUSY_WINDOW_MS; between
- * reads the last answer stands, so a call costs a clock read.
+ * CPU time, not event-loop utilisation: a process that other work on the
+ * machine keeps from running shows a busy event loop (the time it waited
+ * for a CPU is not idle time), but has CPU to spare once it runs; only a
+ * process that used (nearly) a whole CPU has none. The CPU time is read
+ * (getrusage) at most once per LOOP_BUSY_WINDOW_MS; between reads the last
+ * answer stands, so a call costs a clock read.
  */
 
 import { performance } from "node:perf_hooks";
 
-/** The utilisation is measured over windows of at least this many milliseconds. */
+/** The CPU share is measured over windows of at least this many milliseconds. */
 export const LOOP_BUSY_WINDOW_MS = 20;
 
-/** Cumulative idle and active milliseconds, as performance.eventLoopUtilization() gives them. */
-export type LoopUtilSource = () => { idle: number; active: number };
+/** CPU time used so far, microseconds (user + system). */
+export type CpuSource = () => number;
 
-/** LoopBusyGauge - answers busy() from the utilisation of the last full window. */
+const processCpu: CpuSource = () => {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+};
+
+/** LoopBusyGauge - answers busy() from the CPU share of the last full window. */
 export class LoopBusyGauge {
   readonly #threshold: number;
-  readonly #source: LoopUtilSource;
+  readonly #cpu: CpuSource;
   readonly #now: () => number;
   #at: number;
-  #idle: number;
-  #active: number;
+  #used: number;
   #busy = false;
 
-  constructor(threshold: number, source: LoopUtilSource = () => performance.eventLoopUtilization(), now = () => performance.now()) {
+  /** threshold: the share of one CPU (0..1 and more) at or above which the process counts as busy. */
+  constructor(threshold: number, cpu: CpuSource = processCpu, now: () => number = () => performance.now()) {
     this.#threshold = threshold;
-    this.#source = source;
+    this.#cpu = cpu;
     this.#now = now;
-    const s = source();
     this.#at = now();
-    this.#idle = s.idle;
-    this.#active = s.active;
+    this.#used = cpu();
   }
 
-  /** busy - true when the loop was busy at least `threshold` of the last window (0..1). */
+  /** busy - true when the process used at least `threshold` of a CPU over the last window. */
   busy(): boolean {
     const now = this.#now();
-    if (now - this.#at < LOOP_BUSY_WINDOW_MS) return this.#busy;
-    const s = this.#source();
-    const idle = s.idle - this.#idle;
-    const active = s.active - this.#active;
-    if (idle + active > 0) this.#busy = active / (idle + active) >= this.#threshold;
+    const wall = now - this.#at;
+    if (wall < LOOP_BUSY_WINDOW_MS) return this.#busy;
+    const used = this.#cpu();
+    this.#busy = (used - this.#used) / 1000 / wall >= this.#threshold;
     this.#at = now;
-    this.#idle = s.idle;
-    this.#active = s.active;
+    this.#used = used;
     return this.#busy;
   }
 }

@@ -20,8 +20,8 @@
  * put the write in an overlay Map (so the next lookup sees it) and return;
  * the overlay is written to the file in ONE synchronous transaction when it
  * holds FLUSH_MAX_ENTRIES writes or FLUSH_MAX_BYTES of values, or else:
- * while the event loop is busy (FLUSH_BATCH_ELU of the last window: waiting for I/O less than 5 % of it, see
- * util/loop-busy.ts), FLUSH_DELAY_MS after its first write, so that one
+ * while the process is busy (it used FLUSH_BATCH_CPU of a CPU over the last
+ * window, see util/loop-busy.ts), FLUSH_DELAY_MS after its first write, so that one
  * transaction carries many writes; while it is not, at the end of the
  * current event-loop turn (setImmediate), just after the reply went out.
  * A quiet daemon (one client at a time) thus writes each update while its
@@ -83,8 +83,8 @@ export const FLUSH_MAX_ENTRIES = 256;
 export const FLUSH_MAX_BYTES = 1024 * 1024;
 /** ...and otherwise, while the event loop is busy, this long after its first write... */
 export const FLUSH_DELAY_MS = 2;
-/** ...busy meaning: at least this share of the last window not waiting for I/O (else: at the end of the turn). */
-export const FLUSH_BATCH_ELU = 0.95;
+/** ...busy meaning: it used at least this share of a CPU over the last window (else: at the end of the turn). */
+export const FLUSH_BATCH_CPU = 0.9;
 /** After a failed write, writes are dropped for this long (ms), doubling up to WRITE_BACKOFF_MAX_MS. */
 export const WRITE_BACKOFF_FIRST_MS = 10_000;
 export const WRITE_BACKOFF_MAX_MS = 300_000;
@@ -345,7 +345,7 @@ export class LmdbBackend implements CacheBackend {
 
 const ZERO_BYTE = Buffer.from([0]);
 /** One gauge for every LMDB file of the process: the loop is one. */
-let loopGauge: { busy(): boolean } = new LoopBusyGauge(FLUSH_BATCH_ELU);
+let loopGauge: { busy(): boolean } = new LoopBusyGauge(FLUSH_BATCH_CPU);
 
 /** lmdbSetLoopGauge - tests: what says "the loop is busy" (batch by timer); the previous one. */
 export function lmdbSetLoopGauge(gauge: { busy(): boolean }): { busy(): boolean } {
