@@ -96,6 +96,8 @@ export interface FarmRun {
   hitsOther: number;
   byKind: FarmHostSummary["byKind"];
   perHost: FarmHostSummary[];
+  /** with repetitions (farmMedians): every repetition's req/s */
+  repeats?: number[];
 }
 
 /** kindFigures - a kind's stats as reported */
@@ -177,7 +179,9 @@ export function farmRunTables(f: FarmRun): string {
 export function farmSummaryTable(runs: FarmRun[]): string {
   return table(["implementation", "hosts", "clients", "req/s", "p50", "p99", "p99.9", "errors", "daemon CPU/req", "store CPU/req",
     "lookup hits", "hits by another host", "other CPU", "load avg"], runs.map((f) => [
-    f.label, String(f.hosts), String(f.clients), fmtInt(f.reqPerSec), fmtUs(f.p50us), fmtUs(f.p99us), fmtUs(f.p999us), fmtInt(f.errors),
+    f.label, String(f.hosts), String(f.clients),
+    fmtInt(f.reqPerSec) + (f.repeats && f.repeats.length > 1 ? ` (${f.repeats.map(fmtInt).join(", ")})` : ""),
+    fmtUs(f.p50us), fmtUs(f.p99us), fmtUs(f.p999us), fmtInt(f.errors),
     us1(f.daemonCpuUsPerReq), us1(f.storeCpuUsPerReq), pct(f.hits, f.lookups), pct(f.hitsOther, f.hits),
     `${(f.otherCpuCores * 100).toFixed(0)}%`, f.loadAvg.toFixed(2),
   ]));
@@ -440,60 +444,65 @@ export async function runFarm(o: BenchOptions): Promise<{ runs: FarmRun[]; pause
   keygen(keyWrapFile);
   try {
     for (const n of o.hosts!) {
-      for (const impl of o.impls) {
-        if (o.pauseStore !== undefined && implStore(impl) === undefined) {
-          log(`${impl}: no shared store to pause: left out of the degradation run`);
-          continue;
+      // every implementation's farm of n hosts at once, so that repetitions interleave (the machine's load drifts)
+      const farms: Farm[] = [];
+      try {
+        for (const impl of o.impls) {
+          if (o.pauseStore !== undefined && implStore(impl) === undefined) {
+            log(`${impl}: no shared store to pause: left out of the degradation run`);
+            continue;
+          }
+          try {
+            farms.push(await startFarm(impl, n, o, keyWrapFile));
+          } catch (e) {
+            log(`${impl} x ${n}: ${(e as Error).message}`);
+            process.exitCode = 1;
+          }
         }
-        let farm: Farm;
-        try {
-          farm = await startFarm(impl, n, o, keyWrapFile);
-        } catch (e) {
-          log(`${impl} x ${n}: ${(e as Error).message}`);
-          process.exitCode = 1;
-          continue;
-        }
-        try {
+        for (let rep = 0; rep < (o.pauseStore !== undefined ? 1 : o.repeat); rep++) {
           for (const clients of o.clients) {
             if (clients < n) {
-              log(`${farm.label} x ${n}: ${clients} clients are fewer than the hosts: skipped`);
+              if (rep === 0) log(`${n} hosts: ${clients} clients are fewer than the hosts: skipped`);
               continue;
             }
-            if (o.pauseStore !== undefined) {
-              const p = await pauseRun(farm, clients, o);
-              pauses.push(p);
-              process.stdout.write(`\n### ${p.label}, ${n} host${n === 1 ? "" : "s"}, ${clients} clients: store paused ${p.pauseSec} s\n\n${pauseTable([p])}\n`
-                + (p.worst.length > 0 ? `\nanswered later than timeout + 5 ms (ms since SIGSTOP, latency ms, request): ${p.worst.map(([t, l, k]) => `${t.toFixed(0)} ${l.toFixed(1)} ${k}`).join("; ")}\n` : ""));
-              continue;
-            }
-            for (let rep = 0; rep < o.repeat; rep++) {
-              const la = loadAverage();
-              const r = await farmLoad(farm, clients, o, { seed: o.seed + clients * 101 + rep });
-              const f = summarizeFarm(impl, farm.label, n, r, la);
-              runs.push(f);
-              process.stdout.write(`\n### ${f.label}, ${n} host${n === 1 ? "" : "s"}, ${clients} clients${o.repeat > 1 ? `, repetition ${rep + 1}` : ""}\n\n${farmRunTables(f)}`);
-              if (r.failures.length > 0) process.stdout.write(`connection failures: ${[...new Set(r.failures)].slice(0, 5).join("; ")}\n`);
+            for (const farm of farms) {
+              try {
+                if (o.pauseStore !== undefined) {
+                  const p = await pauseRun(farm, clients, o);
+                  pauses.push(p);
+                  process.stdout.write(`\n### ${p.label}, ${n} host${n === 1 ? "" : "s"}, ${clients} clients: store paused ${p.pauseSec} s\n\n${pauseTable([p])}\n`
+                    + (p.worst.length > 0 ? `\nanswered later than timeout + 5 ms (ms since SIGSTOP, latency ms, request): ${p.worst.map(([t, l, k]) => `${t.toFixed(0)} ${l.toFixed(1)} ${k}`).join("; ")}\n` : ""));
+                  continue;
+                }
+                const la = loadAverage();
+                const r = await farmLoad(farm, clients, o, { seed: o.seed + clients * 101 + rep });
+                const f = summarizeFarm(farm.impl, farm.label, n, r, la);
+                runs.push(f);
+                process.stdout.write(`\n### ${f.label}, ${n} host${n === 1 ? "" : "s"}, ${clients} clients${o.repeat > 1 ? `, repetition ${rep + 1}` : ""}\n\n${farmRunTables(f)}`);
+                if (r.failures.length > 0) process.stdout.write(`connection failures: ${[...new Set(r.failures)].slice(0, 5).join("; ")}\n`);
+              } catch (e) {
+                log(`${farm.label} x ${n}, ${clients} clients: ${(e as Error).message}`);
+                process.exitCode = 1;
+              }
             }
           }
-        } catch (e) {
-          log(`${farm.label} x ${n}: ${(e as Error).message}`);
-          process.exitCode = 1;
-        } finally {
-          await farm.stop();
         }
+      } finally {
+        for (const farm of farms) await farm.stop();
       }
     }
   } finally {
     await rm(keyDir, { recursive: true, force: true });
   }
+  const medians = farmMedians(runs);
   if (runs.length > 0) {
-    process.stdout.write(`\n## Farm summary\n\n${farmSummaryTable(runs)}\n`);
-    const t = farmTargets(runs);
+    process.stdout.write(`\n## Farm summary${o.repeat > 1 ? ` (median of ${o.repeat} interleaved repetitions by req/s)` : ""}\n\n${farmSummaryTable(medians)}\n`);
+    const t = farmTargets(medians);
     if (t !== "") process.stdout.write(`\n${t}\n`);
     if (o.plot !== undefined) {
       await mkdir(dirname(o.plot), { recursive: true });
       const clients = [...new Set(runs.map((r) => r.clients))];
-      await writeFile(o.plot, plotFarm(runs.filter((r) => r.clients === clients[clients.length - 1]),
+      await writeFile(o.plot, plotFarm(medians.filter((r) => r.clients === clients[clients.length - 1]),
         `${clients[clients.length - 1]} clients in all, spread over the hosts`));
       log(`farm plot written to ${o.plot}`);
     }
@@ -507,4 +516,17 @@ export async function runFarm(o: BenchOptions): Promise<{ runs: FarmRun[]; pause
     }
   }
   return { runs, pauses };
+}
+
+/** farmMedians - per implementation, host count and client count, the repetition with the median req/s, carrying every repetition's req/s */
+export function farmMedians(runs: FarmRun[]): FarmRun[] {
+  const groups = new Map<string, FarmRun[]>();
+  for (const r of runs) {
+    const k = `${r.impl}\0${r.hosts}\0${r.clients}`;
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  return [...groups.values()].map((g) => {
+    const sorted = [...g].sort((a, b) => a.reqPerSec - b.reqPerSec);
+    return { ...sorted[Math.floor((sorted.length - 1) / 2)]!, repeats: g.map((r) => r.reqPerSec) };
+  }).sort((a, b) => a.hosts - b.hosts || a.clients - b.clients);
 }
