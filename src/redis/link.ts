@@ -25,12 +25,13 @@
  * Stalled server (standalone): a server that keeps its connection but does
  * not answer (SIGSTOP, a long fork, swapping) would cost every request the
  * full timeout, and the commands would pile up in the client and the
- * socket. So after a request timed out, requests are refused at once (the
- * miss the caller answers anyway) while the link itself sends PING, one at
- * a time within the timeout, REDIS_PROBE_MS apart; the first answer ends
- * the stall. Under a 10 s stop only the requests in flight when it began
- * wait the timeout (docs/benchmarks.md, "Store paused under load"). Not for
- * a Cluster: there a timeout is one node's, and the others still answer.
+ * socket. So when a request times out, the requests still waiting are
+ * answered at once, and new ones are refused at once (the miss the caller
+ * answers anyway), while the link itself sends PING, one at a time within
+ * the timeout, REDIS_PROBE_MS apart; the first answer ends the stall. Under
+ * a 10 s stop only the first request that was sent after the server stopped
+ * waits the whole timeout (docs/benchmarks.md, "Store paused under load").
+ * Not for a Cluster: there a timeout is one node's, and the others answer.
  *
  * Streams: ioredis listens for a stream's errors with once(); a TLS socket
  * can emit a second error (a server's alert that arrives after the client
@@ -158,6 +159,8 @@ export class RedisLink {
   /** Standalone only: a request timed out and the server has not answered since (see the header); the next probe. */
   #stalled = false;
   #probeTimer: NodeJS.Timeout | undefined;
+  /** The requests waiting for an answer (how #stall answers them at once). */
+  readonly #waiting = new Set<(err: RedisUnavailableError) => void>();
 
   constructor(table: RedisTable) {
     this.table = table;
@@ -274,14 +277,22 @@ export class RedisLink {
     if (this.#stalled) return Promise.reject(new RedisUnavailableError(`no reply within ${this.table.timeoutMs} ms (server stalled)`));
     return new Promise<T>((resolve, reject) => {
       let settled = false;
-      const timer = setTimeout(() => {
+      // giveUp - answer now: the server stalled (this request's timeout, or another's: see #stall)
+      const giveUp = (err: RedisUnavailableError) => {
         if (settled) return;
         settled = true;
-        const err = new RedisUnavailableError(`no reply within ${this.table.timeoutMs} ms`);
-        this.#stall();
-        this.#fail(err);
+        clearTimeout(timer);
+        this.#waiting.delete(giveUp);
         reject(err);
+      };
+      const timer = setTimeout(() => {
+        if (settled) return;
+        const err = new RedisUnavailableError(`no reply within ${this.table.timeoutMs} ms`);
+        this.#fail(err);
+        giveUp(err);
+        this.#stall();
       }, this.table.timeoutMs);
+      this.#waiting.add(giveUp);
       let started: Promise<T>;
       try {
         started = op(this.client);
@@ -293,6 +304,7 @@ export class RedisLink {
           clearTimeout(timer);
           if (settled) return;
           settled = true;
+          this.#waiting.delete(giveUp);
           this.#up();
           resolve(value);
         },
@@ -300,18 +312,27 @@ export class RedisLink {
           clearTimeout(timer);
           if (settled) return;
           settled = true;
-          if (reasonOf(err) === "no reply in time") this.#stall(); // ioredis's own commandTimeout came first
+          this.#waiting.delete(giveUp);
           this.#fail(err);
           reject(new RedisUnavailableError(reasonOf(err)));
+          if (reasonOf(err) === "no reply in time") this.#stall(); // ioredis's own commandTimeout came first
         },
       );
     });
   }
 
-  /** #stall - a request timed out: refuse requests at once and probe until the server answers (standalone; see the header). */
+  /**
+   * #stall - a request timed out: the requests still waiting are answered
+   * now (they were sent after it to a server that does not answer: waiting
+   * out their own timeouts would only make them later), new ones are
+   * refused at once, and PING probes until the server answers (standalone;
+   * see the header).
+   */
   #stall(): void {
     if (this.table.cluster || this.#stalled || this.#closed) return;
     this.#stalled = true;
+    const err = new RedisUnavailableError(`no reply within ${this.table.timeoutMs} ms (server stalled)`);
+    for (const giveUp of [...this.#waiting]) giveUp(err);
     this.#probeTimer = setTimeout(() => this.#probe(), REDIS_PROBE_MS);
     this.#probeTimer.unref();
   }

@@ -83,6 +83,36 @@ describe("a stalled redis-server (SIGSTOP)", { skip: redisSkipReason() ?? false 
 
 });
 
+describe("a stalled redis-server: the requests already waiting", { skip: redisSkipReason() ?? false }, () => {
+  let server: RedisServerHandle;
+  before(async () => {
+    server = await startRedisServer();
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  it("are answered when the first of them times out, not each at its own timeout", async () => {
+    const table = await writeRedisTable(join(dir, "waiting.cf"), { servers: `127.0.0.1:${server.port}`, keyPrefix: "w:", timeout: "200ms" });
+    const link = await redisLinkOpen(table);
+    try {
+      assert.equal(await link.run((c) => c.set("w:k", "v")), "OK");
+      server.pause();
+      const first = link.run((c) => c.get("w:k"));
+      first.catch(() => undefined);
+      await sleep(20);
+      const later = [link.run((c) => c.get("w:k")), link.run((c) => c.get("w:k"))];
+      const results = await Promise.allSettled([first, ...later]);
+      const reason = (r: PromiseSettledResult<unknown>) => (r.status === "rejected" ? String((r.reason as Error).message) : "answered");
+      assert.match(reason(results[0]!), /^no reply within 200 ms$/, "the first waited its timeout");
+      for (const r of results.slice(1)) assert.match(reason(r), /\(server stalled\)$/, "the later ones were answered with it, before their own timeouts");
+    } finally {
+      server.resume();
+      await link.release();
+    }
+  });
+});
+
 describe("a Cluster with one node stopped (SIGSTOP)", { skip: redisSkipReason() ?? false }, () => {
   let cluster: RedisClusterHandle;
   before(async () => {
