@@ -320,7 +320,7 @@ export interface PauseRun {
   recoveryMs: number | undefined;
   /** req/s before, during, after */
   rates: [number, number, number];
-  /** requests over timeout + 5 ms: [ms since the pause began, latency ms, kind] (at most 20) */
+  /** requests over timeout + 5 ms sent during the pause: [ms since the pause began, latency ms, kind] (at most 30) */
   worst: Array<[number, number, string]>;
   /** [s since the pause, req/s, p99 ms, hit share] per slot, for the plot */
   series: Array<[number, number, number, number]>;
@@ -396,7 +396,7 @@ async function pauseRun(farm: Farm, clients: number, o: BenchOptions): Promise<P
       overTimeout5++;
       const sentMs = (r.slow[i]! - monoPaused) / 1000;
       if (sentMs < -tms || sentMs > pauseSec * 1000) overTimeout5Outside++;
-      if (over.length < 20) over.push([(r.slow[i]! - monoPaused) / 1000, lat, REQUEST_KINDS[r.slow[i + 2]!] ?? "?"]);
+      else if (over.length < 30) over.push([sentMs, lat, REQUEST_KINDS[r.slow[i + 2]!] ?? "?"]);
     }
   }
   const series: PauseRun["series"] = r.series.map((p, i) => {
@@ -471,7 +471,7 @@ export async function runFarm(o: BenchOptions): Promise<{ runs: FarmRun[]; pause
                   const p = await pauseRun(farm, clients, o);
                   pauses.push(p);
                   process.stdout.write(`\n### ${p.label}, ${n} host${n === 1 ? "" : "s"}, ${clients} clients: store paused ${p.pauseSec} s\n\n${pauseTable([p])}\n`
-                    + (p.worst.length > 0 ? `\nanswered later than timeout + 5 ms (ms since SIGSTOP, latency ms, request): ${p.worst.map(([t, l, k]) => `${t.toFixed(0)} ${l.toFixed(1)} ${k}`).join("; ")}\n` : ""));
+                    + (p.worst.length > 0 ? `\nsent during the pause and answered later than timeout + 5 ms (sent, ms since SIGSTOP; latency ms; request): ${p.worst.map(([t, l, k]) => `${t.toFixed(0)} ${l.toFixed(1)} ${k}`).join("; ")}\n` : ""));
                   continue;
                 }
                 const la = loadAverage();
