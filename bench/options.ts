@@ -47,6 +47,10 @@ export interface BenchOptions {
   pauseStore: number | undefined;
   /** plot of the degradation run */
   pausePlot: string | undefined;
+  /** our daemon with Prometheus metrics off (the default), on (scraped every second), or both, side by side */
+  metrics: "off" | "on" | "both";
+  /** another build of this project (a tree with dist/src/main.js) run beside ours, e.g. the commit before a change */
+  baseline: string | undefined;
 }
 
 /** defaultTmp - /dev/shm when there is one (cache files in RAM, see docs/benchmarks.md), else os.tmpdir() */
@@ -58,8 +62,10 @@ const USAGE = "usage: npm run bench -- [--clients 1,8,64] [--duration 10] [--war
   + "  [--mix lookup=60,update=25,tktkey=10,seed=5] [--impl ours,postfix] [--session-size 1024-4096] [--seed 1]\n"
   + "  [--sweep] [--sweep-only] [--sweep-entries 1000000] [--sweep-timeout 180] [--sweep-clients 8]\n"
   + "  [--repeat 1] [--tmp DIR] [--json FILE] [--plot FILE] [--sweep-plot FILE] [--cpu-prof DIR] [--trace DIR]\n"
-  + "  [--node-args \"NODE OPTIONS for our daemon\"]\n"
+  + "  [--node-args \"NODE OPTIONS for our daemon\"] [--metrics off|on|both] [--baseline TREE]\n"
   + "  farm: [--hosts 1,2,4] [--redis-cluster] [--redis-timeout 50ms] [--pause-store 10] [--pause-plot FILE]\n"
+  + "  --metrics: our daemon with /metrics off, on (scraped every second during the runs), or both in one run\n"
+  + "  --baseline: also our daemon from another build (TREE/dist/src/main.js), e.g. the commit before a change\n"
   + `  implementations: ${IMPLS.join(", ")}`;
 
 /** parseBenchArgs - the command line to options; throws with the usage on a mistake */
@@ -71,6 +77,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     repeat: 1, tmp: defaultTmp(), json: undefined, plot: undefined, sweepPlot: undefined, cpuProf: undefined,
     trace: undefined, nodeArgs: [],
     hosts: undefined, redisCluster: false, redisTimeout: undefined, pauseStore: undefined, pausePlot: undefined,
+    metrics: "off", baseline: undefined,
   };
   const num = (name: string, v: string | undefined, min: number, max: number): number => {
     const n = Number(v);
@@ -138,6 +145,13 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
         break;
       case "--pause-store": o.pauseStore = num("pause-store", take(), 1, 300); break;
       case "--pause-plot": o.pausePlot = take(); break;
+      case "--metrics": {
+        const v = take();
+        if (v !== "off" && v !== "on" && v !== "both") throw new Error(`bad value for --metrics: ${v} (expected off, on or both)\n${USAGE}`);
+        o.metrics = v;
+        break;
+      }
+      case "--baseline": o.baseline = take(); break;
       case "--help": case "-h": throw new Error(USAGE);
       default: throw new Error(`unknown option ${arg}\n${USAGE}`);
     }

@@ -14,14 +14,18 @@
  *   [--impl ours,postfix] [--session-size 1024-4096] [--seed 1]
  *   [--sweep] [--sweep-only] [--sweep-entries 1000000] [--sweep-timeout 180]
  *   [--sweep-clients 8] [--repeat 1] [--tmp DIR] [--json FILE] [--plot FILE]
- *   [--sweep-plot FILE] [--cpu-prof DIR]
- * Every run is bounded in time; only unix sockets (and Postfix's loopback
+ *   [--sweep-plot FILE] [--cpu-prof DIR] [--metrics off|on|both] [--baseline TREE]
+ * --metrics both runs our daemon twice, interleaved: without and with
+ * /metrics, the latter scraped every second during its load runs (a
+ * harsher rate than Prometheus's usual 15 s); --baseline adds our daemon
+ * from another build. Every run is bounded in time; only unix sockets (and Postfix's loopback
  * smtpd, which the run does not use) are opened.
  */
 
 import { mkdir, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { get } from "node:http";
 import { formatMix } from "./mix.js";
 import { prefill, runLoad } from "./load.js";
 import { parseBenchArgs, type BenchOptions } from "./options.js";
@@ -44,8 +48,17 @@ function log(text: string): void {
   process.stderr.write(`bench: ${text}\n`);
 }
 
+/** One daemon to measure: an implementation, and for ours, /metrics on or another build. */
+interface Variant {
+  impl: ImplName;
+  metrics: boolean;
+  baseline: string | undefined;
+}
+
 interface ImplState {
   impl: ImplName;
+  /** the implementation and its variant, unique per state ("ours", "ours+metrics", "ours@baseline") */
+  key: string;
   target: BenchTarget;
   label: string;
   keyspace: Keyspace;
@@ -73,13 +86,37 @@ export interface ImplResult {
   prefillRate: number;
 }
 
+/** variantsOf - the daemons a run measures: each implementation, ours as --metrics and --baseline ask */
+function variantsOf(o: BenchOptions): Variant[] {
+  const out: Variant[] = [];
+  for (const impl of o.impls) {
+    const ours = impl === "ours" || impl === "ours-memory";
+    if (!ours) {
+      out.push({ impl, metrics: false, baseline: undefined });
+      continue;
+    }
+    if (o.baseline !== undefined) out.push({ impl, metrics: false, baseline: o.baseline });
+    if (o.metrics !== "on") out.push({ impl, metrics: false, baseline: undefined });
+    if (o.metrics !== "off") out.push({ impl, metrics: true, baseline: undefined });
+  }
+  return out;
+}
+
+/** variantKey - the key of a variant in the results */
+function variantKey(v: Variant): string {
+  return v.impl + (v.baseline !== undefined ? "@baseline" : "") + (v.metrics ? "+metrics" : "");
+}
+
 /** startAndFill - start an implementation and pre-fill its caches */
-async function startAndFill(impl: ImplName, o: BenchOptions, sessions: SessionPool): Promise<ImplState> {
-  const traceFile = o.trace !== undefined && impl.startsWith("ours") ? join(o.trace, `${impl}-${process.pid}.json`) : undefined;
+async function startAndFill(v: Variant, o: BenchOptions, sessions: SessionPool): Promise<ImplState> {
+  const impl = v.impl;
+  const traceFile = o.trace !== undefined && impl.startsWith("ours") ? join(o.trace, `${variantKey(v)}-${process.pid}.json`) : undefined;
   if (traceFile !== undefined) await mkdir(o.trace!, { recursive: true });
   const target = await startTarget(impl, {
     cacheTimeout: 3600,
     baseDir: o.tmp,
+    ...(v.metrics ? { metrics: true } : {}),
+    ...(v.baseline !== undefined ? { daemonMain: join(v.baseline, "dist", "src", "main.js") } : {}),
     ...(o.cpuProf !== undefined && (impl.startsWith("ours") || impl === "node-floor") ? { cpuProfDir: o.cpuProf } : {}),
     ...(traceFile !== undefined ? { traceFile } : {}),
     ...(o.nodeArgs.length > 0 && impl.startsWith("ours") ? { nodeArgs: o.nodeArgs } : {}),
@@ -95,7 +132,7 @@ async function startAndFill(impl: ImplName, o: BenchOptions, sessions: SessionPo
       + `(${Math.round(pf.entries / pf.seconds)} updates/s, ${pf.errors} errors); cache files `
       + `${(after.allocated / 1048576).toFixed(1)} MiB, ${Math.round(bytesPerEntry)} bytes/entry`);
     return {
-      impl, target, label: target.label, keyspace, bytesPerEntryPrefill: bytesPerEntry, bytesPerEntryEnd: 0,
+      impl, key: variantKey(v), target, label: target.label, keyspace, bytesPerEntryPrefill: bytesPerEntry, bytesPerEntryEnd: 0,
       prefillRate: pf.entries / pf.seconds, added: 0, runs: new Map(), traceFile, slowRuns: [],
     };
   } catch (e) {
@@ -104,13 +141,37 @@ async function startAndFill(impl: ImplName, o: BenchOptions, sessions: SessionPo
   }
 }
 
+/**
+ * scrapeEverySecond - GET url once a second until stopped, as Prometheus
+ * would (more often); the scrapes that answered 200, and those that did not.
+ */
+function scrapeEverySecond(url: string): () => { ok: number; failed: number } {
+  const n = { ok: 0, failed: 0 };
+  const timer = setInterval(() => {
+    get(url, (res) => {
+      res.resume();
+      res.on("end", () => (res.statusCode === 200 ? n.ok++ : n.failed++));
+    }).on("error", () => n.failed++);
+  }, 1000);
+  return () => {
+    clearInterval(timer);
+    return n;
+  };
+}
+
 /** loadRun - one measured run of one implementation at one client count */
 async function loadRun(st: ImplState, clients: number, rep: number, o: BenchOptions, sessions: SessionPool): Promise<RunSummary> {
+  const stopScraping = st.target.metricsUrl !== undefined ? scrapeEverySecond(st.target.metricsUrl) : undefined;
   const r = await runLoad({
     socket: st.target.socket, clients, durationSec: o.durationSec, warmupSec: o.warmupSec, mix: o.mix,
     keyspace: st.keyspace, sessions, seed: o.seed + clients * 101 + rep, daemonPid: () => st.target.daemonPid(),
     ...(st.traceFile !== undefined ? { slowUs: TRACE_SLOW_US } : {}),
   });
+  if (stopScraping) {
+    const n = stopScraping();
+    log(`${st.label}, ${clients} clients: ${n.ok} scrapes of /metrics answered${n.failed > 0 ? `, ${n.failed} failed` : ""}`);
+    if (n.ok === 0) process.exitCode = 1;
+  }
   st.added += r.freshUpdates;
   const pid = st.target.daemonPid();
   const s = summarize(st.impl, st.label, r, pid === undefined ? undefined : procMemory(pid));
@@ -149,11 +210,11 @@ export async function main(argv: string[]): Promise<void> {
     const sessions = makeSessionPool(512, o.sessionMin, o.sessionMax, o.seed);
     const states: ImplState[] = [];
     try {
-      for (const impl of o.impls) {
+      for (const v of variantsOf(o)) {
         try {
-          states.push(await startAndFill(impl, o, sessions));
+          states.push(await startAndFill(v, o, sessions));
         } catch (e) {
-          log(`${impl}: ${(e as Error).message}`);
+          log(`${variantKey(v)}: ${(e as Error).message}`);
           process.exitCode = 1;
         }
       }
@@ -186,7 +247,7 @@ export async function main(argv: string[]): Promise<void> {
       }
     }
     for (const st of states) {
-      results[st.impl] = {
+      results[st.key] = {
         label: st.label,
         runs: o.clients.filter((c) => st.runs.has(c)).map((c) => medianRun(st.runs.get(c)!)),
         bytesPerEntry: st.bytesPerEntryPrefill,

@@ -8,7 +8,8 @@
  *       reference server), the store each needs,
  *       the temporary configuration of each, finding the daemon's pid (for
  *       Postfix: master's child named tlsmgr, which master starts on the
- *       first connection), the cache files to size, and stopping.
+ *       first connection), the cache files to size, and stopping; for our
+ *       daemon also the variants: /metrics on, or another build's daemon.
  * Not here: the Postfix instance layout (bench/postfix-master.ts), the load
  *           (bench/load.ts).
  * See also: src/main.ts
@@ -19,7 +20,7 @@ import { closeSync, existsSync, openSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect } from "node:net";
+import { connect, createServer } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { postfixAvailable, startPostfixMaster } from "./postfix-master.js";
@@ -82,6 +83,10 @@ export interface TargetOptions {
   keyWrapFile?: string;
   /** ours-redis and the like: the table's timeout (default the table's default, 50ms) */
   redisTimeout?: string;
+  /** our daemon: serve /metrics on a free 127.0.0.1 port (tlsmgr_metrics_address) */
+  metrics?: boolean;
+  /** our daemon: the dist/src/main.js of another build (label "baseline") */
+  daemonMain?: string;
 }
 
 export interface BenchTarget {
@@ -95,6 +100,8 @@ export interface BenchTarget {
   daemonPid(): number | undefined;
   /** bytes of the session cache files: apparent size and allocated on disk */
   cacheBytes(): { size: number; allocated: number };
+  /** where its /metrics is served, when it is (our daemon with metrics) */
+  metricsUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -115,6 +122,18 @@ async function waitForAnnouncement(path: string, timeoutMs: number, alive: () =>
   }
 }
 
+/** loopbackPort - a port the kernel gives for 127.0.0.1, released again (for our daemon's /metrics) */
+function loopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === "object" && a !== null ? a.port : 0));
+    });
+  });
+}
+
 /**
  * startOurs - our daemon, `node dist/src/main.js --socket S` with MAIL_CONFIG
  * a temporary main.cf. The redis kinds name ONE table file for the smtpd
@@ -124,7 +143,9 @@ async function waitForAnnouncement(path: string, timeoutMs: number, alive: () =>
  * end-of-turn flush, for comparison in one run).
  */
 async function startOurs(impl: OursImpl, o: TargetOptions): Promise<BenchTarget> {
-  if (!existsSync(DAEMON_MAIN)) throw new Error(`${DAEMON_MAIN} not found: build first (npx tsc -p tsconfig.json)`);
+  const main = o.daemonMain ?? DAEMON_MAIN;
+  const metricsPort = o.metrics === true ? await loopbackPort() : undefined;
+  if (!existsSync(main)) throw new Error(`${main} not found: build first (npx tsc -p tsconfig.json)`);
   const dir = await mkdtemp(join(o.baseDir ?? tmpdir(), "tlsmgr-bench-ours-"));
   const dataDir = join(dir, "data");
   const queueDir = join(dir, "queue");
@@ -156,15 +177,18 @@ async function startOurs(impl: OursImpl, o: TargetOptions): Promise<BenchTarget>
     data_directory: dataDir,
     mail_owner: process.env["USER"] === "root" || process.getuid?.() === 0 ? "root" : (process.env["USER"] ?? "root"),
     ...caches,
+    ...(metricsPort !== undefined ? { tlsmgr_metrics_address: `127.0.0.1:${metricsPort}` } : {}),
   };
   await writeFile(join(dir, "main.cf"), Object.entries(mainCf).map(([k, v]) => `${k} = ${v}`).join("\n") + "\n");
   const socket = join(queueDir, "private", "tlsmgr");
   const preload = impl === "ours-batched" ? [`--import=${pathToFileURL(BATCHED_MAIN).href}`] : [];
-  const child = await spawnNode([DAEMON_MAIN, "--socket", socket], socket, { ...process.env, MAIL_CONFIG: dir },
+  const child = await spawnNode([main, "--socket", socket], socket, { ...process.env, MAIL_CONFIG: dir },
     { ...o, nodeArgs: [...(o.nodeArgs ?? []), ...preload] }, dir);
+  const variant = (o.daemonMain !== undefined ? " baseline" : "") + (metricsPort !== undefined ? " +metrics" : "");
   return {
     impl,
-    label,
+    label: `${label}${variant}`,
+    ...(metricsPort !== undefined ? { metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` } : {}),
     dbType: db,
     socket,
     daemonPid: child.pid,

@@ -3,8 +3,9 @@
  *           skeleton, as tlsmgr.c's main() hands its hooks to multi_server_main.
  * Owns: tlsmgr's hooks: pre-init (with privileges and mail_owner's effective
  *       ids: the PRNG exchange file and pool, the session caches, the ticket
- *       keys; the request handlers' state), post-init (the cache sweeps and
- *       the start-up info lines), before-exit (save the PRNG exchange file),
+ *       keys; the request handlers' state and its statistics), post-init
+ *       (the cache sweeps, the metrics server, the start-up info lines),
+ *       before-exit (save the PRNG exchange file),
  *       the --home mode's cache defaults, and what runs after each request
  *       (the time of day into the PRNG pool).
  * Not here: the daemon's life cycle, command line, configuration, logging,
@@ -15,11 +16,14 @@
  */
 
 import { openCacheSet, type CacheSet } from "./cache/cache-set.js";
+import { smtpdServiceAliases } from "./cache/service-alias.js";
+import { scacheLimitsOf } from "./config/params.js";
 import { probePostfixRelease, serverAnnouncement, type PostfixReleaseProbe } from "./config/postfix-release.js";
 import { dataRedirectFile, dataRedirectOwnerUid } from "./config/data-redirect.js";
 import { errorText } from "./log/errors.js";
 import { msgInfo, msgWarn } from "./log/msg.js";
 import { withEffectiveIds } from "./master/eugid.js";
+import { INSTANCE_LOCK_WAIT_MS, takeInstanceLock } from "./master/instance-lock.js";
 import {
   multiServerMain,
   type BuiltinsQuery,
@@ -32,6 +36,9 @@ import { DAEMON_HELP, infoOption } from "./cli/usage.js";
 import { serveConnection, type ConnectionOptions } from "./server/connection.js";
 import type { TlsmgrState } from "./server/handlers.js";
 import { startListener } from "./server/listener.js";
+import { statsSources } from "./server/stats-sources.js";
+import { metricsAddressOf, startMetricsServer } from "./stats/metrics-server.js";
+import type { StatsSources } from "./stats/stats-view.js";
 import { openTicketKeySource } from "./tickets/key-source.js";
 
 /** Bytes of each cache entry (time stamp and session start) that the sweep mixes into the PRNG pool. */
@@ -48,6 +55,7 @@ const EMBEDDED_CACHES: Record<string, string> = {
 interface Tlsmgr extends MultiServerService {
   pool: PrngPool;
   caches: CacheSet;
+  stats: StatsSources;
 }
 
 /**
@@ -76,6 +84,8 @@ async function tlsmgrPreInit(ctx: MultiServerContext): Promise<Tlsmgr> {
   const { cfg, owner } = ctx;
   // 3.6 and later expect the server announcement; 3.5 reads it as a reply.
   const announce = serverAnnouncement(cfg.tlsmgr_server_announcement, release, ctx.args.underMaster);
+  // One tlsmgr per data directory, before any cache is truncated or socket taken over.
+  await takeInstanceLock(cfg.data_directory, ctx.args.underMaster ? INSTANCE_LOCK_WAIT_MS : 0);
   const ids = owner ? { uid: owner.uid, gid: owner.gid } : undefined;
   const redirect = {
     data_directory: cfg.data_directory,
@@ -90,6 +100,7 @@ async function tlsmgrPreInit(ctx: MultiServerContext): Promise<Tlsmgr> {
     openCacheSet(cfg, {
       ownerUid: redirect.ownerUid,
       onSweepEntry: (_type, id, value) => pool.mixEntry(id, value.subarray(0, SWEEP_MIX_BYTES)),
+      limits: (type) => scacheLimitsOf(cfg, type),
     }),
   );
   ctx.atClose(() => caches.close());
@@ -100,7 +111,16 @@ async function tlsmgrPreInit(ctx: MultiServerContext): Promise<Tlsmgr> {
   });
   ctx.atClose(() => tickets.close());
 
-  const state: TlsmgrState = { caches, tickets, prng: pool };
+  const stats = statsSources({
+    caches,
+    databases: { smtpd: cfg.caches.smtpd.database, smtp: cfg.caches.smtp.database, lmtp: cfg.caches.lmtp.database },
+    limits: (type) => scacheLimitsOf(cfg, type).limits,
+    tickets,
+    ticketDatabase: cfg.tlsmgr_ticket_key_database,
+    prng: pool,
+  });
+  const served = smtpdServiceAliases(caches, cfg.tlsmgr_smtpd_cache_shared_services);
+  const state: TlsmgrState = { caches: served, tickets, prng: pool, stats };
   const mixTime = mixTimeOncePerTurn(pool);
   const connection = (served: () => void): ConnectionOptions => ({
     limits: {
@@ -118,15 +138,25 @@ async function tlsmgrPreInit(ctx: MultiServerContext): Promise<Tlsmgr> {
   return {
     pool,
     caches,
+    stats,
     serveStream: (stream, peer, served) => serveConnection(stream, peer, state, connection(served)),
     listen: (target, served) => startListener(state, { ...connection(served), ...target }),
   };
 }
 
-/** tlsmgrPostInit - tlsmgr_post_init(): start the cache sweeps; say which caches serve. */
+/**
+ * tlsmgrPostInit - tlsmgr_post_init(): start the cache sweeps and, when
+ * asked, the metrics server (privileges are dropped by now); say which
+ * caches serve.
+ */
 function tlsmgrPostInit(ctx: MultiServerContext, t: Tlsmgr): void {
   t.caches.startSweeps();
-  if (ctx.args.standalone) return; // -S: one client, no start-up report
+  if (ctx.args.standalone) return; // -S: one client, no start-up report, no metrics
+  const metricsAt = metricsAddressOf(ctx.cfg);
+  if (metricsAt) {
+    const metrics = startMetricsServer(t.stats, metricsAt);
+    ctx.atClose(() => metrics.close());
+  }
   for (const type of CACHE_TYPES) {
     if (t.caches.get(type))
       msgInfo(`${type} session cache: ${ctx.cfg.caches[type].database}, timeout ${t.caches.timeout(type)}s`);

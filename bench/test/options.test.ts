@@ -68,3 +68,13 @@ test("farm options: host counts, a Cluster instead of one server, the table time
   assert.throws(() => parseBenchArgs(["--hosts", "0"]), /bad value for --hosts/);
   assert.throws(() => parseBenchArgs(["--redis-timeout", "soon"]), /bad --redis-timeout/);
 });
+
+test("--metrics off|on|both (default off) and --baseline TREE", () => {
+  assert.equal(parseBenchArgs([]).metrics, "off");
+  assert.equal(parseBenchArgs([]).baseline, undefined);
+  const o = parseBenchArgs(["--metrics", "both", "--baseline=/tmp/base"]);
+  assert.equal(o.metrics, "both");
+  assert.equal(o.baseline, "/tmp/base");
+  assert.equal(parseBenchArgs(["--metrics=on"]).metrics, "on");
+  assert.throws(() => parseBenchArgs(["--metrics", "sometimes"]), /bad value for --metrics: sometimes \(expected off, on or both\)/);
+});

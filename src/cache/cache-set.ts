@@ -5,8 +5,9 @@
  *       the duplicate-database check (a file serves one cache; a shared
  *       store such as redis: may serve them all), data_directory redirection,
  *       create-or-truncate, the start-up info line, which *_tls_loglevel
- *       levels turn on cache logging, starting the sweeps, and the cache
- *       set's view for the request handlers (SessionCaches).
+ *       levels turn on cache logging, starting the sweeps, handing each
+ *       cache its entry and byte limits, and the cache set's view for the
+ *       request handlers (SessionCaches).
  * Not here: entries, expiry, the sweep itself, the "type:name" check
  *           (cache/scache.ts); reading main.cf and the loglevel words
  *           (config/params.ts); the redirect rule (config/data-redirect.ts);
@@ -27,6 +28,7 @@ import { msgFatal, msgInfo } from "../log/msg.js";
 import { TLS_LOG_CACHE, tlsLogMask } from "../config/tls-log-mask.js";
 import { CACHE_TYPES, type CacheType } from "../protocol/tlsmgr-proto.js";
 import type { Clock } from "../util/clock.js";
+import type { CacheLimitParams, CacheLimits } from "./cache-bound.js";
 
 /** TLS_SESSION_LIFEMIN: a positive timeout below this becomes this. */
 export const TLS_SESSION_LIFEMIN = 120;
@@ -48,6 +50,8 @@ export interface CacheSetOptions {
   ownerUid?: number;
   /** Each entry a sweep meets, e.g. for the PRNG pool. */
   onSweepEntry?: (type: CacheType, id: string, value: Buffer) => void;
+  /** Each cache's entry and byte limits and their names (config/params.ts scacheLimitsOf; cache/cache-bound.ts). */
+  limits?: (type: CacheType) => { limits: CacheLimits; params: CacheLimitParams };
 }
 
 /** The caches as the request handlers see them (server/handlers.ts). */
@@ -137,6 +141,7 @@ export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = 
       const cache = await scacheOpenMap({ ...map, name }, type, tlsLogCache(c.param.loglevel, c.loglevel), timeout, {
         ...(opts.clock ? { clock: opts.clock } : {}),
         ...(hook ? { onSweepEntry: (id: string, value: Buffer) => hook(type, id, value) } : {}),
+        ...(opts.limits ? { limits: opts.limits(type).limits, limitParams: opts.limits(type).params } : {}),
         context,
       });
       caches.set(type, cache);

@@ -3,10 +3,13 @@
  * Owns: the stored entry (timestamp + session bytes), expiry at lookup, the
  *       expiry sweep (sliced walk, one at a time, cursor protection, timer),
  *       the cache-operation log lines (*_tls_loglevel >= 2), the operations
- *       a request handler uses (SessionCacheOps), and the one check of a
- *       cache database's "type:name" (scacheMapCheck).
+ *       a request handler uses (SessionCacheOps), the one check of a
+ *       cache database's "type:name" (scacheMapCheck), and bumping the
+ *       cache's counters (lookups, updates, deletes, sweeps).
  * Not here: storage (cache/backends/*), which caches exist and their
- *           configuration (cache/cache-set.ts), the wire (server/handlers.ts).
+ *           configuration (cache/cache-set.ts), the wire (server/handlers.ts),
+ *           the entry and byte account and the limits (cache/cache-bound.ts),
+ *           the counters themselves (stats/counters.ts).
  * See also: postfix/src/tls/tls_scache.c, postfix/src/tlsmgr/tlsmgr.c
  *           (tlsmgr_cache_run_event, tlsmgr_loop), cache/backend.ts
  *
@@ -34,9 +37,11 @@
  */
 
 import { backendInfo, splitMapName, type BackendInfo, type CacheBackend, type MaybePromise } from "./backend.js";
+import { CacheAccount, entrySize, type CacheLimitParams, type CacheLimits } from "./cache-bound.js";
 import { ERR_BACKEND_UNAVAILABLE, errorCode, errorText } from "../log/errors.js";
 import { msgFatal, msgInfo, msgWarn, printable } from "../log/msg.js";
 import { systemClock, type Clock } from "../util/clock.js";
+import { CacheCounters } from "../stats/counters.js";
 
 /** Bytes before the session: the big-endian timestamp. */
 export const SCACHE_HEADER_LEN = 8;
@@ -62,6 +67,10 @@ export interface SessionCacheOptions {
   clock?: Clock;
   /** Called for each entry the sweep meets (raw stored value), e.g. to feed the PRNG pool. */
   onSweepEntry?: (id: string, value: Buffer) => void;
+  /** Entry and byte limits (0: none); only for a store of this process (cache/cache-bound.ts). */
+  limits?: CacheLimits;
+  /** The limits' parameter names, for the warning when eviction starts. */
+  limitParams?: CacheLimitParams;
 }
 
 /**
@@ -153,6 +162,10 @@ export class SessionCache implements SessionCacheOps {
   onSweepEntry: ((id: string, value: Buffer) => void) | undefined;
   /** Statistics of the last finished sweep. */
   lastSweep: SweepStats | undefined;
+  /** This cache's counters (stats/counters.ts). */
+  readonly counters = new CacheCounters();
+  /** Entries and bytes held, and the limits: for a store of this process only (not one that expires by itself). */
+  readonly account: CacheAccount | undefined;
   #clock: Clock;
   #sweep: Promise<void> | undefined;
   #cursor: string | undefined;
@@ -169,6 +182,25 @@ export class SessionCache implements SessionCacheOps {
     this.verbose = opts.verbose ?? false;
     this.#clock = opts.clock ?? systemClock;
     this.onSweepEntry = opts.onSweepEntry;
+    const backend = opts.backend;
+    const peek = backend.peek?.bind(backend);
+    this.account =
+      peek && !backend.expiresByItself
+        ? new CacheAccount({
+            label: `${opts.label} TLS cache ${backend.type}:${backend.name}`,
+            counters: this.counters,
+            ...(opts.limits ? { limits: opts.limits } : {}),
+            ...(opts.limitParams ? { params: opts.limitParams } : {}),
+            storedLength: (id) => peek(id)?.length ?? -1,
+            evict: (id) => void this.#backendDelete(id, -1),
+          })
+        : undefined;
+    if (!this.account && opts.limits && (opts.limits.entries > 0 || opts.limits.bytes > 0))
+      msgWarn(
+        `${opts.label} TLS cache ${backend.type}:${backend.name}: ` +
+          `${opts.limitParams ? `${opts.limitParams.entries} and ${opts.limitParams.bytes}` : "entry and byte limits"} ` +
+          "do not apply to a store that expires entries itself: bound it with the server's own memory policy",
+      );
   }
 
   /** #valid - true when the stored value is usable now; warns about malformed ones. */
@@ -198,13 +230,17 @@ export class SessionCache implements SessionCacheOps {
     try {
       found = this.backend.peek ? this.backend.peek(id) : this.backend.lookup(id);
     } catch (err) {
+      this.counters.error++;
       this.#lookupFailed(id, err);
       return undefined;
     }
     if (found instanceof Promise)
       return found.then(
         (value) => this.#usable(id, value),
-        (err: unknown) => this.#lookupFailed(id, err),
+        (err: unknown) => {
+          this.counters.error++;
+          return this.#lookupFailed(id, err);
+        },
       );
     return this.#usable(id, found);
   }
@@ -216,12 +252,17 @@ export class SessionCache implements SessionCacheOps {
 
   /** #usable - the session of a stored value, or undefined (expired or malformed: deleted). */
   #usable(id: string, value: Buffer | undefined): Buffer | undefined {
-    if (value === undefined) return undefined;
-    if (!this.#valid(id, value, this.#clock.now())) {
-      const done = this.delete(id);
-      if (done instanceof Promise) done.catch(() => undefined); // delete() warns itself
+    if (value === undefined) {
+      this.counters.miss++;
       return undefined;
     }
+    if (!this.#valid(id, value, this.#clock.now())) {
+      this.counters.expired++;
+      const done = this.#delete(id, value.length);
+      if (done instanceof Promise) done.catch(() => undefined); // #delete() warns itself
+      return undefined;
+    }
+    this.counters.hit++;
     return value.subarray(SCACHE_HEADER_LEN);
   }
 
@@ -233,36 +274,54 @@ export class SessionCache implements SessionCacheOps {
     if (this.verbose)
       msgInfo(`write ${this.label} TLS cache entry ${logId(id)}: time=${now} [data ${session.length} bytes]`);
     if (this.#closed) return false;
+    this.counters.updates++;
     if (id === this.#cursor) this.#cursorUpdated = true;
     const failed = (err: unknown) => {
       warnUnlessOutage(err, `${this.label} TLS cache: cannot update entry for ${logId(id)}: ${errorText(err)}`);
       return false;
     };
     try {
+      const account = this.account;
+      const old = account ? account.oldSize(id) : -1;
       const done = this.backend.update(id, value);
-      return done instanceof Promise ? done.then(() => true, failed) : true;
+      if (done instanceof Promise) return done.then(() => true, failed);
+      account?.stored(id, value.length, old);
+      return true;
     } catch (err) {
       return failed(err);
     }
   }
 
-  /** delete - remove the entry; true when removed or when it is the sweep's cursor (left alone). */
+  /** delete - a client's delete: true when removed or when it is the sweep's cursor (left alone). */
   delete(id: string): MaybePromise<boolean> {
+    this.counters.deletes++;
+    return this.#delete(id, -1);
+  }
+
+  /** #delete - remove the entry unless it is the sweep's cursor; storedLength: its value's, when known (else -1). */
+  #delete(id: string, storedLength: number): MaybePromise<boolean> {
     if (this.verbose) msgInfo(`delete ${this.label} session id=${logId(id)}`);
     if (id === this.#cursor) return true;
     if (this.#closed) return false;
-    return this.#backendDelete(id);
+    return this.#backendDelete(id, storedLength);
   }
 
-  /** #backendDelete - backend.delete() with failures warned and answered false. */
-  #backendDelete(id: string): MaybePromise<boolean> {
+  /**
+   * #backendDelete - backend.delete() with failures warned and answered
+   * false, and the account told; storedLength: the value's, when known (else -1).
+   */
+  #backendDelete(id: string, storedLength: number): MaybePromise<boolean> {
     const failed = (err: unknown) => {
       warnUnlessOutage(err, `${this.label} TLS cache: cannot delete entry for ${logId(id)}: ${errorText(err)}`);
       return false;
     };
     try {
+      const account = this.account;
+      const size = account ? (storedLength >= 0 && !account.bounded ? entrySize(id, storedLength) : account.oldSize(id)) : -1;
       const done = this.backend.delete(id);
-      return done instanceof Promise ? done.catch(failed) : done;
+      if (done instanceof Promise) return done.catch(failed);
+      if (done) account?.removed(id, size);
+      return done;
     } catch (err) {
       return failed(err);
     }
@@ -374,6 +433,10 @@ export class SessionCache implements SessionCacheOps {
     }
     const ms = performance.now() - t0;
     this.lastSweep = { seen, deleted, ms, completed };
+    this.counters.sweepSeconds.observe(ms / 1000);
+    this.counters.sweepChecked += seen;
+    this.counters.swept += deleted;
+    this.account?.sweepEnded();
     if (this.verbose)
       msgInfo(
         `tlsmgr_cache_run_event: end TLS ${this.label} session cache cleanup:` +
@@ -410,7 +473,7 @@ export class SessionCache implements SessionCacheOps {
     const stamp = scacheTime(current);
     if (stamp !== undefined && !(stamp + this.timeout < this.#clock.now())) return false;
     if (this.verbose) msgInfo(`delete ${this.label} session id=${logId(id)}`);
-    return this.#backendDelete(id);
+    return this.#backendDelete(id, current.length);
   }
 
   /** close - stop the timer and any sweep, then close the backend. */
@@ -429,6 +492,9 @@ export class SessionCache implements SessionCacheOps {
 export interface ScacheOpenOptions {
   clock?: Clock;
   onSweepEntry?: (id: string, value: Buffer) => void;
+  /** Entry and byte limits, and their parameter names (cache/cache-bound.ts). */
+  limits?: CacheLimits;
+  limitParams?: CacheLimitParams;
   /** Put before fatal texts, e.g. "/etc/postfix/main.cf: parameter X: ". */
   context?: string;
 }
@@ -489,5 +555,7 @@ export async function scacheOpenMap(
   const cacheOpts: SessionCacheOptions = { label, backend, timeout, verbose };
   if (opts.clock) cacheOpts.clock = opts.clock;
   if (opts.onSweepEntry) cacheOpts.onSweepEntry = opts.onSweepEntry;
+  if (opts.limits) cacheOpts.limits = opts.limits;
+  if (opts.limitParams) cacheOpts.limitParams = opts.limitParams;
   return new SessionCache(cacheOpts);
 }

@@ -2,7 +2,8 @@
  * usage.ts - `--help`, `-h` and `--version` for every command (tlsmgr,
  *            tlsmgr-client, tlsmgr-postfix): the help texts, the version
  *            from package.json, and printing them with exit status 0.
- * Owns: the help text of each command, packageVersion().
+ * Owns: the help text of each command, packageVersion(), the daemon's
+ *       start-up line naming its version (startupLine()).
  * Not here: parsing the real options (cli/args.ts for the daemon,
  *           client/cli.ts, tools/tlsmgr-postfix.ts).
  * See also: man/tlsmgr.8 (SYNOPSIS), package.json
@@ -16,18 +17,30 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** packageVersion - "version" of this project's package.json ("unknown" when it cannot be read) */
-export function packageVersion(): string {
+/** packageFound - this project's package.json: its directory and "version" (undefined when it cannot be read) */
+function packageFound(): { root: string; version: string } | undefined {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++, dir = path.dirname(dir)) {
     try {
       const pkg = JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8")) as { name?: string; version?: string };
-      if (pkg.name === "tlsmgr-ts" && typeof pkg.version === "string") return pkg.version;
+      if (pkg.name === "tlsmgr-ts" && typeof pkg.version === "string") return { root: dir, version: pkg.version };
     } catch {
       /* not here: one level up */
     }
   }
-  return "unknown";
+  return undefined;
+}
+
+/** packageVersion - "version" of this project's package.json ("unknown" when it cannot be read) */
+export function packageVersion(): string {
+  return packageFound()?.version ?? "unknown";
+}
+
+/** startupLine - the daemon's start-up info line: its version, where its code is, the Node.js running it */
+export function startupLine(): string {
+  const found = packageFound();
+  return `starting tlsmgr-ts ${found?.version ?? "unknown"} from ${found?.root ?? "an unknown directory"}, ` +
+    `Node.js ${process.version} (${process.execPath})`;
 }
 
 export const DAEMON_HELP = `usage: tlsmgr [generic Postfix daemon options] [--config DIR] [--home DIR] [--socket PATH]

@@ -3,7 +3,9 @@
  *          the answer, for administrators inspecting a server and for tests.
  * Owns: the command line (socket, request, arguments) and the printed form.
  *       Session bytes are printed only as a length and a SHA-256 digest
- *       unless --hex is given; key material is never printed.
+ *       unless --hex is given; key material is never printed. The stats
+ *       request prints a table (stats/stats-table.ts), or with --json the
+ *       document as the daemon sent it.
  * See also: src/client/tlsmgr-client.ts
  */
 
@@ -15,9 +17,10 @@ import { parseTicketKeyRecord } from "../tickets/ticket-keys.js";
 import { ticketKeyLayout } from "../tickets/key-record-layout.js";
 import { infoOption } from "../cli/usage.js";
 import { CACHE_TYPES } from "../protocol/tlsmgr-proto.js";
+import { statsTable } from "../stats/stats-table.js";
 
 const PROGRAM = "tlsmgr-client";
-const USAGE = `usage: tlsmgr-client [-s SOCKET] [--hex] [--no-announcement] REQUEST [ARGS]
+const USAGE = `usage: tlsmgr-client [-s SOCKET] [--hex] [--json] [--no-announcement] REQUEST [ARGS]
        tlsmgr-client --help | --version
 Requests:
   seed SIZE                      fresh PRNG bytes (SIZE 1..255); printed as a length
@@ -27,6 +30,12 @@ Requests:
   delete TYPE ID                 remove a session
   tktkey [NAME-HEX]              the current ticket key, or the key named (32 hex digits);
                                  printed as its name and deadline, never the key
+  stats                          the daemon's statistics: per cache lookups (hit, miss,
+                                 expired), hit rate since start, entries, bytes, evictions,
+                                 sweeps; requests; ticket keys; PRNG; store errors and
+                                 latencies; whether the shared stores are reachable and the
+                                 ticket key in use is the shared one (an extension of this
+                                 tlsmgr: Postfix's tlsmgr does not answer it)
 TYPE is smtpd, smtp or lmtp; ID is the cache id (any text, as smtpd(8)/smtp(8) make them).
 Options:
   -s, --socket SOCKET            the server's socket; default $queue_directory/private/tlsmgr
@@ -35,6 +44,7 @@ Options:
   --hex                          lookup prints the session itself, as hexadecimal, instead
                                  of its length and a SHA-256 digest (session bytes are
                                  secrets: they resume a TLS session)
+  --json                         stats: print the daemon's JSON document instead of the table
   --no-announcement              speak as a Postfix 3.5 client, to a server that sends no
                                  announcement (tlsmgr_server_announcement = no)
   -h, --help                     this text;  --version  the version
@@ -42,7 +52,7 @@ Exit status: 0 for status=0, 1 for another status, 2 for bad usage or no answer.
 
 /** The arguments each request takes: [least, most]. */
 const ARITY: Record<string, [number, number]> = {
-  seed: [1, 1], policy: [1, 1], lookup: [2, 2], update: [3, 3], delete: [2, 2], tktkey: [0, 1],
+  seed: [1, 1], policy: [1, 1], lookup: [2, 2], update: [3, 3], delete: [2, 2], tktkey: [0, 1], stats: [0, 0],
 };
 
 /** UsageError - bad command line: the message, then the usage, exit status 2 */
@@ -88,6 +98,7 @@ async function run(argv: string[]): Promise<number> {
   let socket: string | undefined;
   let hex = false;
   let noAnnouncement = false;
+  let json = false;
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -96,6 +107,7 @@ async function run(argv: string[]): Promise<number> {
       if (socket === undefined || socket === "") throw new UsageError(`${a}: missing SOCKET`);
     } else if (a.startsWith("--socket=")) socket = a.slice("--socket=".length);
     else if (a === "--hex") hex = true;
+    else if (a === "--json") json = true;
     else if (a === "--no-announcement") noAnnouncement = true;
     else if (a === "-h" || a === "--help") {
       process.stdout.write(USAGE + "\n");
@@ -142,6 +154,12 @@ async function run(argv: string[]): Promise<number> {
           const tout = parseTicketKeyRecord(r.keybuf).tout;
           console.log(`status=0 name=${r.keybuf.subarray(0, 16).toString("hex")} tout=${tout} (${new Date(tout * 1000).toISOString()})`);
         } else console.log(`status=${r.status}`);
+        return r.status === 0 ? 0 : 1;
+      }
+      case "stats": {
+        const r = await client.stats();
+        if (r.stats === undefined) console.log(`status=${r.status}`);
+        else console.log(json ? JSON.stringify(r.stats, null, 2) : statsTable(r.stats));
         return r.status === 0 ? 0 : 1;
       }
       default:

@@ -5,6 +5,8 @@
  * Owns: connecting, checking the server's announcement, sending requests
  *       (one at a time, or pipelined: replies are matched in order), and
  *       decoding replies into typed results.
+ *       Also the stats request (this project's extension), whose document
+ *       it returns parsed (stats/stats-snapshot.ts StatsSnapshot).
  * Not here: the codec (protocol/attr0.ts).
  * See also: postfix/src/tls/tls_mgr.c, src/client/cli.ts
  */
@@ -26,9 +28,12 @@ import {
   TLS_MGR_ATTR_SESSION,
   TLS_MGR_ATTR_SESSTOUT,
   TLS_MGR_ATTR_SIZE,
+  TLS_MGR_ATTR_STATS,
   TLS_MGR_ATTR_STATUS,
   TLS_MGR_PROTOCOL,
+  TLS_MGR_REQ_STATS,
 } from "../protocol/tlsmgr-proto.js";
+import type { StatsSnapshot } from "../stats/stats-snapshot.js";
 
 export class TlsmgrClientError extends Error {
   constructor(
@@ -185,6 +190,20 @@ export class TlsmgrClient {
       [TLS_MGR_ATTR_KEYNAME, keyname],
     ]);
     return { status: intOf(r, TLS_MGR_ATTR_STATUS), keybuf: dataOf(r, TLS_MGR_ATTR_KEYBUF) };
+  }
+
+  /** stats - the daemon's statistics (status 0), or status -1 and undefined when it keeps none. */
+  async stats(): Promise<{ status: number; stats: StatsSnapshot | undefined }> {
+    const r = await this.request([[TLS_MGR_ATTR_REQ, TLS_MGR_REQ_STATS]]);
+    const status = intOf(r, TLS_MGR_ATTR_STATUS);
+    const text = r.get(TLS_MGR_ATTR_STATS);
+    if (text === undefined) throw new TlsmgrClientError(`reply attribute ${TLS_MGR_ATTR_STATS} missing`, "TLSMGR_CLIENT_PROTOCOL");
+    if (status !== 0) return { status, stats: undefined };
+    try {
+      return { status, stats: JSON.parse(text.toString("utf8")) as StatsSnapshot };
+    } catch {
+      throw new TlsmgrClientError(`reply attribute ${TLS_MGR_ATTR_STATS} is not JSON`, "TLSMGR_CLIENT_PROTOCOL");
+    }
   }
 
   /** closed - resolves when the server has closed the connection. */

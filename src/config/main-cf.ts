@@ -187,12 +187,21 @@ function extractCurly(s: string, at: number): { payload: string; next: number } 
   return { payload: s.slice(at + 1, cp), next: skipWs(s, cp + 1) };
 }
 
-/** expandTo - a nested, separate expansion (relational operands). */
+/**
+ * expandTo - the expansion of a relational operand, on its own. The nesting
+ * level goes on counting inside it: Postfix's mac_expand() starts operands at
+ * level 0, which bounds nothing when relational expressions nest in their
+ * operands (C's stack took 20,000 levels; V8's ended in a RangeError at
+ * ~1,500). Here the bound of MAX_NESTING counts every level, relational or not.
+ */
 function expandTo(ctx: MacCtx, text: string): string {
   const out: string[] = [];
-  macParse({ ...ctx, level: 0 }, text, out);
+  macParse(ctx, text, out);
   return out.join("");
 }
+
+/** EXPR_SHOWN - the longest part of an expression a nesting error quotes. */
+const EXPR_SHOWN = 100;
 
 /** relational - ${{a} OP {b}...}: "true" or "" and where parsing goes on. */
 function relational(ctx: MacCtx, s: string, at: number): { value: string; next: number } {
@@ -222,7 +231,10 @@ const cmpBytes = (a: string, b: string): number => Buffer.compare(Buffer.from(a)
 
 /** macExpr - mac_expand_callback() for one $... expression. */
 function macExpr(ctx: MacCtx, expr: string, out: string[]): void {
-  if (ctx.level++ > MAX_NESTING) throw new MacExpandError(`unreasonable macro call nesting: "${expr}"`);
+  if (ctx.level++ > MAX_NESTING) {
+    const shown = expr.length > EXPR_SHOWN ? `${expr.slice(0, EXPR_SHOWN)}...` : expr;
+    throw new MacExpandError(`unreasonable macro call nesting: "${shown}"`);
+  }
   let lookup: string | undefined;
   let name = "";
   let op = "";

@@ -104,12 +104,25 @@ export const TLSMGR_PARAMS = [
   { name: "default_database_type", kind: "str", def: "hash" },
   { name: "default_cache_db_type", kind: "str", def: "btree" },
   { name: "tlsmgr_server_announcement", kind: "str", def: "auto" },
+  // statistics over HTTP, bounded caches, the smtpd cache's service names (stats/, cache/cache-bound.ts, cache/service-alias.ts)
+  { name: "tlsmgr_metrics_address", kind: "str", def: "" },
+  { name: "tlsmgr_metrics_allow_remote", kind: "str", def: "no" },
+  { name: "tlsmgr_smtpd_cache_entry_limit", kind: "int", def: "0" },
+  { name: "tlsmgr_smtp_cache_entry_limit", kind: "int", def: "0" },
+  { name: "tlsmgr_lmtp_cache_entry_limit", kind: "int", def: "0" },
+  { name: "tlsmgr_smtpd_cache_byte_limit", kind: "int", def: "0" },
+  { name: "tlsmgr_smtp_cache_byte_limit", kind: "int", def: "0" },
+  { name: "tlsmgr_lmtp_cache_byte_limit", kind: "int", def: "0" },
+  { name: "tlsmgr_smtpd_cache_shared_services", kind: "str", def: "" },
 ] as const satisfies ReadonlyArray<ParamSpec>;
 
 /** Parameters that are not Postfix's (postconf does not know them). */
 export const TLSMGR_OWN_PARAMS: ReadonlySet<string> = new Set([
   "tlsmgr_ticket_key_database", "tlsmgr_attr_name_limit", "tlsmgr_attr_value_limit", "tlsmgr_attr_count_limit",
-  "tlsmgr_server_announcement",
+  "tlsmgr_server_announcement", "tlsmgr_metrics_address", "tlsmgr_metrics_allow_remote",
+  "tlsmgr_smtpd_cache_entry_limit", "tlsmgr_smtp_cache_entry_limit", "tlsmgr_lmtp_cache_entry_limit",
+  "tlsmgr_smtpd_cache_byte_limit", "tlsmgr_smtp_cache_byte_limit", "tlsmgr_lmtp_cache_byte_limit",
+  "tlsmgr_smtpd_cache_shared_services",
 ]);
 
 /** Postfix parameters that Postfix 3.7 does not know, and the release that added each. */
@@ -179,6 +192,22 @@ export const SCACHE_PARAMS = {
     loglevel: "lmtp_tls_loglevel",
   },
 } as const satisfies Record<CacheType, { database: string; timeout: string; loglevel: string }>;
+
+/** The names of each cache's limits (cache/cache-bound.ts); 0 (or less) is no limit. */
+export const SCACHE_LIMIT_PARAMS = {
+  smtpd: { entries: "tlsmgr_smtpd_cache_entry_limit", bytes: "tlsmgr_smtpd_cache_byte_limit" },
+  smtp: { entries: "tlsmgr_smtp_cache_entry_limit", bytes: "tlsmgr_smtp_cache_byte_limit" },
+  lmtp: { entries: "tlsmgr_lmtp_cache_entry_limit", bytes: "tlsmgr_lmtp_cache_byte_limit" },
+} as const satisfies Record<CacheType, { entries: string; bytes: string }>;
+
+/** scacheLimitsOf - one cache's limits and their names, from the typed values. */
+export function scacheLimitsOf(
+  values: TlsmgrParams,
+  type: CacheType,
+): { limits: { entries: number; bytes: number }; params: { entries: string; bytes: string } } {
+  const params = SCACHE_LIMIT_PARAMS[type];
+  return { limits: { entries: Math.max(0, values[params.entries]), bytes: Math.max(0, values[params.bytes]) }, params };
+}
 
 /** One cache's configuration: its three parameters' values and names. */
 export interface ScacheConfig {

@@ -2,7 +2,9 @@
  * msg.ts - Postfix-style diagnostics: info, warning, error, fatal, panic.
  * Owns: the severity prefixes, the verbose level, the process name and pid in
  *       each line, the list of sinks (stderr by default), and the stderr
- *       sink itself (stderrSink).
+ *       sink itself (stderrSink). Every line is sanitised once, before any
+ *       sink sees it: control characters become '?' (a client string can
+ *       never start a new line).
  * Not here: which sinks a daemon uses (log/setup.ts); the syslog and
  *           postlogd sinks (log/syslog-sink.ts, log/postlog-sink.ts); turning
  *           an error into text (log/errors.ts errorText).
@@ -82,7 +84,12 @@ export function stderrSink(): MsgSink {
   };
 }
 
-function emit(level: MsgLevel, text: string): void {
+/** Characters no log line may carry: C0 controls (new lines included), DEL, C1 controls. */
+const CONTROL_CHARS = /[\x00-\x1f\x7f-\x9f]/g;
+
+/** emit - one sanitised line to every sink, as msg_output() does (printable(..., '?')). */
+function emit(level: MsgLevel, raw: string): void {
+  const text = raw.replace(CONTROL_CHARS, "?");
   for (const sink of sinks) {
     try {
       sink.write(level, text);

@@ -6,8 +6,10 @@
  *       pre-init while privileged, the listener, the privilege drop, the
  *       service's post-init), the embedded `--home` mode, -S (one client on
  *       standard input and output), SIGTERM/SIGINT and master's going away,
- *       and the one close-all path that a normal stop and a failed start
- *       both take.
+ *       the lines before main.cf is read going to the mail log under master
+ *       (log/early-sink.ts), an uncaught exception logged as a fatal line,
+ *       the start-up version line, and the one close-all path that a normal
+ *       stop and a failed start both take.
  * Not here: what a service opens and serves (its hooks; tlsmgr's are in
  *           main.ts), accepting and the request loop (server/), the
  *           parameter table (config/params.ts), the command line syntax
@@ -29,7 +31,7 @@
  * guards a close that hangs).
  */
 
-import { mkdirSync } from "node:fs";
+import { makeDirs } from "../util/make-dirs.js";
 import { userInfo } from "node:os";
 import { join, resolve } from "node:path";
 import { Duplex } from "node:stream";
@@ -37,8 +39,10 @@ import { parseDaemonArgs, requireSolitary, type DaemonArgs } from "../cli/args.j
 import { loadConfig, type TlsmgrConfig } from "../config/params.js";
 import { setProcessTitle } from "./process-title.js";
 import { errorText } from "../log/errors.js";
-import { FatalError, msgFatal, msgInfo, setMsgVerbose, setProcessName } from "../log/msg.js";
+import { FatalError, PanicError, msgFatal, msgInfo, setMsgSinks, setMsgVerbose, setProcessName, stderrSink } from "../log/msg.js";
 import { setupLogging } from "../log/setup.js";
+import { earlyLogSink, uncaughtText } from "../log/early-sink.js";
+import { startupLine } from "../cli/usage.js";
 import { masterPresent, openMasterLink } from "./master-link.js";
 import { dropPrivileges, lookupUser, refuseRoot, type PasswdEntry } from "./privileges.js";
 
@@ -168,7 +172,7 @@ function loadDaemonConfig(
   const home = resolve(args.home);
   const data = join(home, "data");
   try {
-    mkdirSync(data, { recursive: true, mode: 0o700 });
+    makeDirs(data, 0o700);
   } catch (err) {
     msgFatal(`create directory ${data}: ${errorText(err)}`);
   }
@@ -210,6 +214,7 @@ async function start<S extends MultiServerService>(
     config_directory: cfg.config_directory,
     ...(myhostname ? { myhostname } : {}),
   });
+  if (!args.standalone) msgInfo(startupLine());
 
   const link = args.underMaster ? openMasterLink(args, process.env, cfg.daemon_timeout) : undefined;
   if (link) closers.push({ fn: () => link.close(), stopOnly: false });
@@ -219,7 +224,7 @@ async function start<S extends MultiServerService>(
   // main.cf are relative to it). A command-line socket path is made absolute first.
   const socketArg = args.socket !== undefined ? resolve(args.socket) : undefined;
   try {
-    mkdirSync(cfg.queue_directory, { recursive: true, mode: 0o755 });
+    makeDirs(cfg.queue_directory, 0o755);
     process.chdir(cfg.queue_directory);
   } catch (err) {
     msgFatal(`chdir ${cfg.queue_directory}: ${errorText(err)}`);
@@ -278,6 +283,18 @@ async function start<S extends MultiServerService>(
   link?.onMasterGone(() => stop(`master gone or reloading: ${hooks.exitNote ?? "exiting"}`, 0));
 }
 
+/** fatalUncaught - an exception nobody caught: a fatal line where lines go now, its stack on standard error */
+function fatalUncaught(name: string, err: unknown): void {
+  if (!(err instanceof PanicError)) {
+    try {
+      msgFatal(uncaughtText(err));
+    } catch {
+      /* the FatalError msgFatal throws */
+    }
+  }
+  process.stderr.write(`${name}[${process.pid}]: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+}
+
 /**
  * multiServerMain - run a daemon: argv WITHOUT the node and script names.
  * Returns once serving has begun; a fatal error during start-up closes
@@ -288,6 +305,12 @@ export async function multiServerMain<S extends MultiServerService>(
   hooks: MultiServerHooks<S>,
 ): Promise<void> {
   setProcessName(hooks.name);
+  // Under master standard error goes nowhere: until main.cf is read, lines go to the mail log through postlog(1).
+  if (masterPresent(process.env)) setMsgSinks([stderrSink(), earlyLogSink({ name: hooks.name, argv, env: process.env })]);
+  process.on("uncaughtException", (err) => {
+    fatalUncaught(hooks.name, err);
+    process.exit(1);
+  });
   // `tlsmgr -l -t unix -u -c` in ps, `tlsmgr` for pgrep -x and pidof, as Postfix's daemons show
   setProcessTitle(hooks.name, argv);
   const closers: Closer[] = [];
@@ -297,9 +320,7 @@ export async function multiServerMain<S extends MultiServerService>(
     if (hooks.solitary) requireSolitary(args);
     await start(args, hooks, closers);
   } catch (err) {
-    if (!(err instanceof FatalError)) {
-      process.stderr.write(`${hooks.name}[${process.pid}]: fatal: ${(err as Error).stack ?? String(err)}\n`);
-    }
+    if (!(err instanceof FatalError)) fatalUncaught(hooks.name, err);
     // Leave no socket behind; the stores are closed unsaved-safe.
     await closeAll(closers, false);
     process.exit(1);

@@ -4,15 +4,26 @@
  *       "read entropy, non-blocking"), read a count byte, then that many
  *       bytes, each step with the timeout. A zero count, a hang-up or a timeout
  *       is a failure; after one the connection is useless (the pool reconnects).
+ *       A server that sends more than one reply can hold (EGD_MAX_BUFFERED
+ *       bytes) is misbehaving: warned about and dropped, so that what it sends
+ *       cannot grow the daemon's memory.
  * Not here: reconnect policy (prng/source-keeper.ts).
  * See also: postfix/src/tls/tls_prng_egd.c, prng/source.ts, test/helpers/egd-server.ts
  */
 import { createConnection, type Socket } from "node:net";
 import { errorCode, errorText } from "../log/errors.js";
+import { msgWarn } from "../log/msg.js";
 import { SOURCE_MAX_READ, SourceError, type EntropySource } from "./source.js";
 
 /** EGD command: read up to N bytes without blocking; the reply is a count byte and the bytes. */
 export const EGD_CMD_READ_NONBLOCKING = 0x01;
+
+/**
+ * The most a well-behaved server has sent when a read takes its bytes: a
+ * count byte and SOURCE_MAX_READ (255) bytes. A literal: source.ts imports
+ * this module, so its constants are not yet there when this one is made.
+ */
+export const EGD_MAX_BUFFERED = 1 + 255;
 
 /** openEgdSource - connect to the EGD server's socket */
 export function openEgdSource(path: string, timeoutMs: number): Promise<EntropySource> {
@@ -46,8 +57,17 @@ class EgdSource implements EntropySource {
     private readonly timeoutMs: number,
   ) {
     sock.on("data", (chunk: Buffer) => {
+      if (this.#ended !== undefined) return;
       this.#chunks.push(chunk);
       this.#buffered += chunk.length;
+      if (this.#buffered > EGD_MAX_BUFFERED) {
+        msgWarn(`EGD server ${path} sent ${this.#buffered} bytes that were not asked for: closing the connection`);
+        this.#chunks = [];
+        this.#buffered = 0;
+        this.#end("the server sent bytes that were not asked for");
+        sock.destroy();
+        return;
+      }
       this.#wake?.();
     });
     sock.on("end", () => this.#end("lost connection"));

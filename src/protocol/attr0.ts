@@ -10,6 +10,7 @@
  */
 
 import { TRIGGER_REQ_WAKEUP } from "./tlsmgr-proto.js";
+import { printable } from "../log/msg.js";
 
 export interface Attr0Limits {
   /** Longest attribute name, in bytes. */
@@ -53,21 +54,44 @@ const enum State {
   Value,
 }
 
+/** Chunks shorter than this are copied into one tail buffer instead of being queued one by one. */
+const SMALL_CHUNK = 4096;
+/** Size of a new tail buffer (small chunks) and the least a token accumulator starts with. */
+const TAIL_SIZE = 16 * 1024;
+
 /**
  * Attr0Decoder - feed it socket chunks with push(), take complete events
  * with next(). After an "error" event the decoder is poisoned: the caller
  * replies if it can and closes the connection (the byte stream can no longer
  * be trusted to be at a list boundary).
+ *
+ * Work is proportional to the bytes received: each byte is searched for a
+ * NUL once, and copied at most once more (plus the doubling of the buffer of
+ * a token that spans chunks), however the peer splits its writes; a peer
+ * that sends one byte per write costs no more per byte than one that sends
+ * 64 KiB. Values are views of the received chunks (or of the token buffer
+ * that gathered them), never overwritten once handed out.
  */
 export class Attr0Decoder {
   readonly #limits: Attr0Limits;
-  #buf: Buffer = Buffer.alloc(0);
-  /** Start of the token being read (name or value). */
-  #tokenStart = 0;
-  /** Where the search for the next NUL resumes. */
-  #scanPos = 0;
+  /** Chunks received and not yet reached by the scan, from #head on. */
+  #queue: Buffer[] = [];
+  #head = 0;
+  /** Bytes in #queue[#head..], and how far the last one is filled when it is the tail buffer. */
+  #queued = 0;
+  /** The tail buffer small chunks are appended to (the last queue entry is a view of it). */
+  #tail: Buffer | undefined;
+  #tailUsed = 0;
+  /** The chunk being scanned and the position in it. */
+  #chunk: Buffer = Buffer.alloc(0);
+  #pos = 0;
+  /** The unfinished token's bytes from earlier chunks. */
+  #token: Buffer | undefined;
+  #tokenLen = 0;
   #state: State = State.Name;
   #attrs: Attr0Attr[] = [];
+  /** Bytes of the names and values in #attrs (the unfinished list), NULs included. */
+  #attrBytes = 0;
   #name = "";
   #failed = false;
   /** A trigger is only the first thing on a connection, as master sends it. */
@@ -77,72 +101,139 @@ export class Attr0Decoder {
     this.#limits = limits;
   }
 
-  /** push - add bytes from the peer. */
+  /** push - add bytes from the peer (kept as they are: the caller must not reuse the buffer). */
   push(chunk: Buffer): void {
     if (this.#failed || chunk.length === 0) return;
-    if (this.#tokenStart >= this.#buf.length) {
-      // Nothing pending: take the chunk as it is (the common case: no copy).
-      this.#buf = chunk;
-      this.#tokenStart = 0;
-      this.#scanPos = 0;
-    } else {
-      // Keep only the unfinished token; finished values are views that stay valid.
-      const rest = this.#buf.subarray(this.#tokenStart);
-      this.#scanPos -= this.#tokenStart;
-      this.#tokenStart = 0;
-      this.#buf = Buffer.concat([rest, chunk], rest.length + chunk.length);
+    this.#queued += chunk.length;
+    if (chunk.length >= SMALL_CHUNK) {
+      this.#tail = undefined;
+      this.#queue.push(chunk);
+      return;
     }
+    // A trickle of small writes: gather them, so that a million one-byte
+    // chunks cost a million bytes, not a million Buffer objects.
+    const tail = this.#tail;
+    const last = this.#queue.length - 1;
+    if (tail !== undefined && last >= this.#head && tail.length - this.#tailUsed >= chunk.length) {
+      chunk.copy(tail, this.#tailUsed);
+      this.#tailUsed += chunk.length;
+      const view = this.#queue[last]!;
+      this.#queue[last] = tail.subarray(view.byteOffset - tail.byteOffset, this.#tailUsed);
+      return;
+    }
+    const fresh = Buffer.allocUnsafe(TAIL_SIZE);
+    chunk.copy(fresh, 0);
+    this.#tail = fresh;
+    this.#tailUsed = chunk.length;
+    this.#queue.push(fresh.subarray(0, chunk.length));
   }
 
   /** pendingBytes - bytes received and not yet part of a returned event. */
   get pendingBytes(): number {
-    return this.#buf.length - this.#tokenStart;
+    return this.#attrBytes + this.#tokenLen + (this.#chunk.length - this.#pos) + this.#queued;
   }
 
   /** atListBoundary - true when no partial list is held. */
   get atListBoundary(): boolean {
-    return this.#attrs.length === 0 && this.#state === State.Name && this.#tokenStart >= this.#buf.length;
+    return this.#attrs.length === 0 && this.#state === State.Name && this.pendingBytes === 0;
+  }
+
+  /** #nextChunk - move the scan to the next queued chunk; false when none is left. */
+  #nextChunk(): boolean {
+    if (this.#head >= this.#queue.length) {
+      if (this.#queue.length > 0) {
+        this.#queue = [];
+        this.#head = 0;
+        this.#tail = undefined;
+      }
+      return false;
+    }
+    if (this.#head >= 1024 && this.#head * 2 >= this.#queue.length) {
+      // A peer that keeps the queue from emptying: drop the scanned slots.
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+    const chunk = this.#queue[this.#head]!;
+    this.#queue[this.#head++] = EMPTY_CHUNK;
+    if (this.#head === this.#queue.length) this.#tail = undefined; // a new small chunk must not extend a scanned view
+    this.#queued -= chunk.length;
+    this.#chunk = chunk;
+    this.#pos = 0;
+    return true;
+  }
+
+  /** #keep - append chunk[from..to) to the unfinished token. */
+  #keep(from: number, to: number): void {
+    const n = to - from;
+    if (n === 0) return;
+    const need = this.#tokenLen + n;
+    let token = this.#token;
+    if (token === undefined || token.length < need) {
+      const grown = Buffer.allocUnsafe(Math.max(TAIL_SIZE, need, 2 * (token?.length ?? 0)));
+      if (token !== undefined) token.copy(grown, 0, 0, this.#tokenLen);
+      this.#token = token = grown;
+    }
+    this.#chunk.copy(token, this.#tokenLen, from, to);
+    this.#tokenLen = need;
+  }
+
+  /** #limitFor - the bound of the token being read. */
+  #limitFor(): number {
+    return this.#state === State.Name ? this.#limits.nameLimit : this.#limits.valueLimit;
+  }
+
+  #limitError(): Attr0Event {
+    return this.#state === State.Name
+      ? this.#fail(`attribute name exceeds limit ${this.#limits.nameLimit}`)
+      : this.#fail(`value of attribute ${printable(this.#name)} exceeds limit ${this.#limits.valueLimit}`);
   }
 
   /** next - the next complete event, or undefined when more bytes are needed. */
   next(): Attr0Event | undefined {
     if (this.#failed) return undefined;
-    const buf = this.#buf;
     for (;;) {
-      const nul = buf.indexOf(0, this.#scanPos);
+      if (this.#pos >= this.#chunk.length && !this.#nextChunk()) return undefined;
+      const chunk = this.#chunk;
+      const nul = chunk.indexOf(0, this.#pos);
       if (nul < 0) {
-        this.#scanPos = buf.length;
-        const pending = buf.length - this.#tokenStart;
-        if (this.#state === State.Name && pending > this.#limits.nameLimit)
-          return this.#fail(`attribute name exceeds limit ${this.#limits.nameLimit}`);
-        if (this.#state === State.Value && pending > this.#limits.valueLimit)
-          return this.#fail(`value of attribute ${this.#name} exceeds limit ${this.#limits.valueLimit}`);
-        return undefined;
+        // The token goes on in a later chunk: keep what is here (once).
+        if (this.#tokenLen + chunk.length - this.#pos > this.#limitFor()) return this.#limitError();
+        this.#keep(this.#pos, chunk.length);
+        this.#pos = chunk.length;
+        continue;
       }
-      const start = this.#tokenStart;
-      this.#tokenStart = nul + 1;
-      this.#scanPos = nul + 1;
+      const len = this.#tokenLen + nul - this.#pos;
+      if (len > this.#limitFor()) return this.#limitError();
+      let token: Buffer;
+      if (this.#tokenLen === 0) {
+        token = chunk.subarray(this.#pos, nul);
+      } else {
+        this.#keep(this.#pos, nul);
+        token = this.#token!.subarray(0, this.#tokenLen);
+        this.#token = undefined; // handed out: never written again
+        this.#tokenLen = 0;
+      }
+      this.#pos = nul + 1;
       if (this.#state === State.Name) {
-        if (nul - start > this.#limits.nameLimit)
-          return this.#fail(`attribute name exceeds limit ${this.#limits.nameLimit}`);
-        if (nul === start) {
+        if (len === 0) {
           // Lone NUL: end of list.
           const attrs = this.#attrs;
           this.#attrs = [];
+          this.#attrBytes = 0;
           this.#sawList = true;
           return { kind: "list", attrs };
         }
-        if (!this.#sawList && this.#attrs.length === 0 && nul - start === 1 && buf[start] === TRIGGER_REQ_WAKEUP) {
+        if (!this.#sawList && this.#attrs.length === 0 && len === 1 && token[0] === TRIGGER_REQ_WAKEUP) {
           return { kind: "trigger", code: TRIGGER_REQ_WAKEUP };
         }
         if (this.#attrs.length >= this.#limits.countLimit)
           return this.#fail(`attribute count exceeds limit ${this.#limits.countLimit}`);
-        this.#name = buf.toString("latin1", start, nul);
+        this.#name = token.toString("latin1");
+        this.#attrBytes += len + 1; // and its NUL
         this.#state = State.Value;
       } else {
-        if (nul - start > this.#limits.valueLimit)
-          return this.#fail(`value of attribute ${this.#name} exceeds limit ${this.#limits.valueLimit}`);
-        this.#attrs.push({ name: this.#name, value: buf.subarray(start, nul) });
+        this.#attrs.push({ name: this.#name, value: token });
+        this.#attrBytes += len + 1; // and its NUL
         this.#state = State.Name;
       }
     }
@@ -153,12 +244,20 @@ export class Attr0Decoder {
     const first = this.#attrs[0];
     const request = first && first.name === "request" ? first.value.toString("latin1") : undefined;
     this.#attrs = [];
-    this.#buf = Buffer.alloc(0);
-    this.#tokenStart = 0;
-    this.#scanPos = 0;
+    this.#attrBytes = 0;
+    this.#queue = [];
+    this.#head = 0;
+    this.#queued = 0;
+    this.#tail = undefined;
+    this.#chunk = Buffer.alloc(0);
+    this.#pos = 0;
+    this.#token = undefined;
+    this.#tokenLen = 0;
     return request === undefined ? { kind: "error", reason } : { kind: "error", reason, request };
   }
 }
+
+const EMPTY_CHUNK = Buffer.alloc(0);
 
 /** A reply attribute value: string (str), number (int, sent unsigned), Buffer (data, base64). */
 export type Attr0Value = string | number | Buffer;

@@ -18,6 +18,8 @@ export const TLS_MGR_REQ_LOOKUP = "lookup";
 export const TLS_MGR_REQ_UPDATE = "update";
 export const TLS_MGR_REQ_DELETE = "delete";
 export const TLS_MGR_REQ_TKTKEY = "tktkey";
+/** This project's extension (Postfix's clients never send it): the daemon's statistics (stats/stats-request.ts). */
+export const TLS_MGR_REQ_STATS = "stats";
 
 export const TLS_MGR_ATTR_CACHABLE = "cachable";
 export const TLS_MGR_ATTR_CACHE_TYPE = "cache_type";
@@ -29,6 +31,8 @@ export const TLS_MGR_ATTR_STATUS = "status";
 export const TLS_MGR_ATTR_KEYNAME = "keyname";
 export const TLS_MGR_ATTR_KEYBUF = "keybuf";
 export const TLS_MGR_ATTR_SESSTOUT = "timeout";
+/** The stats reply's document: JSON text (stats/stats-snapshot.ts). */
+export const TLS_MGR_ATTR_STATS = "stats";
 
 export const TLS_MGR_STAT_OK = 0;
 export const TLS_MGR_STAT_ERR = -1;

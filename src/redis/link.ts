@@ -10,7 +10,8 @@
  *       warning per outage and one line when it ends, and the sharing by
  *       table path.
  * Not here: what is stored (cache/backends/redis.ts, tickets/redis-keys.ts);
- *           the table file (redis/table.ts).
+ *           the table file (redis/table.ts); the counters run() bumps
+ *           (stats/counters.ts redisCounters).
  * See also: ioredis lib/redis/RedisOptions.ts (Connector),
  *           lib/connectors/StandaloneConnector.ts, memcache_table(5)
  *
@@ -45,6 +46,7 @@ import { connect as tlsConnect } from "node:tls";
 import { AbstractConnector, Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
 import { ERR_BACKEND_UNAVAILABLE, TlsmgrError, errorText } from "../log/errors.js";
 import { msgInfo, msgWarn } from "../log/msg.js";
+import { redisCounters } from "../stats/counters.js";
 import { REDIS_DEFAULT_PORT, redisTableRead, type RedisServer, type RedisTable } from "./table.js";
 
 /** Connect attempts give up after this long (then the back-off retries). */
@@ -142,6 +144,11 @@ export function redisConnector(servers?: readonly RedisServer[]): ConnectorClass
 }
 
 const links = new Map<string, RedisLink>();
+
+/** redisLinksOpen - the links this process has open (statistics: is every shared store reachable?). */
+export function redisLinksOpen(): RedisLink[] {
+  return [...links.values()];
+}
 
 /** RedisLink - the client, its deadline, its outage state. */
 export class RedisLink {
@@ -269,12 +276,27 @@ export class RedisLink {
   }
 
   /**
+   * state - for statistics: "down" during an outage, "up" when connected,
+   * else ioredis's status ("connecting", "reconnecting", ...); and why it is
+   * not up, when known.
+   */
+  get state(): { state: string; reason: string | undefined } {
+    const status = this.client.status;
+    const state = this.#down ? "down" : status === "ready" ? "up" : status;
+    return { state, reason: state === "up" ? undefined : this.#connError };
+  }
+
+  /**
    * run - one operation against Redis, settled within the table's timeout.
    * Rejects with RedisUnavailableError on any failure (already logged as an outage).
    */
   run<T>(op: (client: RedisClient) => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(new RedisUnavailableError(`${this.label}: closed`));
-    if (this.#stalled) return Promise.reject(new RedisUnavailableError(`no reply within ${this.table.timeoutMs} ms (server stalled)`));
+    if (this.#stalled) {
+      redisCounters.errors++;
+      return Promise.reject(new RedisUnavailableError(`no reply within ${this.table.timeoutMs} ms (server stalled)`));
+    }
+    const t0 = performance.now();
     return new Promise<T>((resolve, reject) => {
       let settled = false;
       // giveUp - answer now: the server stalled (this request's timeout, or another's: see #stall)
@@ -283,6 +305,7 @@ export class RedisLink {
         settled = true;
         clearTimeout(timer);
         this.#waiting.delete(giveUp);
+        redisCounters.errors++;
         reject(err);
       };
       const timer = setTimeout(() => {
@@ -305,6 +328,7 @@ export class RedisLink {
           if (settled) return;
           settled = true;
           this.#waiting.delete(giveUp);
+          redisCounters.command.observeSince(t0);
           this.#up();
           resolve(value);
         },
@@ -313,6 +337,7 @@ export class RedisLink {
           if (settled) return;
           settled = true;
           this.#waiting.delete(giveUp);
+          redisCounters.errors++;
           this.#fail(err);
           reject(new RedisUnavailableError(reasonOf(err)));
           if (reasonOf(err) === "no reply in time") this.#stall(); // ioredis's own commandTimeout came first

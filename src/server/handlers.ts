@@ -7,7 +7,9 @@
  * Not here: bytes and framing (protocol/attr0.ts), connections
  *           (server/connection.ts), storage (cache/: the handlers reach the
  *           caches through cache-set.ts SessionCaches), keys (tickets/),
- *           the PRNG pool (prng/pool.ts).
+ *           the PRNG pool (prng/pool.ts), the stats request and the request
+ *           counters (stats/stats-request.ts, stats/counters.ts: each reply is
+ *           counted by its kind and status on its way out).
  * See also: postfix/src/tlsmgr/tlsmgr.c (tlsmgr_service)
  */
 
@@ -34,6 +36,7 @@ import {
   TLS_MGR_REQ_LOOKUP,
   TLS_MGR_REQ_POLICY,
   TLS_MGR_REQ_SEED,
+  TLS_MGR_REQ_STATS,
   TLS_MGR_REQ_TKTKEY,
   TLS_MGR_REQ_UPDATE,
   TLS_MGR_STAT_ERR,
@@ -47,6 +50,11 @@ import type { SessionCacheOps } from "../cache/scache.js";
 import type { TicketKeySource } from "../tickets/ticket-keys.js";
 import { ticketKeyRecord } from "../tickets/ticket-keys.js";
 import { msgWarn, printable } from "../log/msg.js";
+import {
+  REQ_DELETE, REQ_LOOKUP, REQ_OTHER, REQ_POLICY, REQ_SEED, REQ_STATS, REQ_TKTKEY, REQ_UPDATE, RequestCounters,
+} from "../stats/counters.js";
+import { handleStats } from "../stats/stats-request.js";
+import type { StatsSources } from "../stats/stats-view.js";
 
 /** Where seed bytes come from (prng/pool.ts PrngPool). */
 export interface SeedSource {
@@ -64,7 +72,12 @@ export interface TlsmgrState {
   caches: SessionCaches;
   tickets: TicketKeySource;
   prng: SeedSource;
+  /** What the stats request reports, the request counters among it (main.ts); without it nothing is counted. */
+  stats?: StatsSources;
 }
+
+/** Counts nobody reads: the replies of a state without statistics pass through these. */
+const UNREAD = new RequestCounters();
 
 /** A reply: ready-made attr0 text, or a promise of it (cache and key stores may be asynchronous). */
 export type Reply = string | Promise<string>;
@@ -131,44 +144,50 @@ export function failReplyFor(request: string | undefined): string {
   }
 }
 
+/** Where a request's warnings go: msgWarn, or the client's rate-limited warnings (server/client-warnings.ts). */
+export type RequestWarn = (text: string) => void;
+
 /**
  * handleRequest - serve one complete attribute list. `peer` names the
- * client in warnings.
+ * client in warnings, which go to `warn`.
  */
-export function handleRequest(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
+export function handleRequest(state: TlsmgrState, attrs: Attr0Attr[], peer: string, warn: RequestWarn = msgWarn): Reply {
+  const counted = state.stats?.requests ?? UNREAD;
   const first = attrs[0];
   if (first === undefined) {
-    msgWarn(`empty request from ${peer}`);
-    return STATUS_FAIL_ONLY;
+    warn(`empty request from ${peer}`);
+    return counted.tally(REQ_OTHER, STATUS_FAIL_ONLY);
   }
   if (first.name !== TLS_MGR_ATTR_REQ) {
-    msgWarn(`unexpected attribute ${printable(first.name)} from ${peer} (expecting: ${TLS_MGR_ATTR_REQ})`);
-    return STATUS_FAIL_ONLY;
+    warn(`unexpected attribute ${printable(first.name)} from ${peer} (expecting: ${TLS_MGR_ATTR_REQ})`);
+    return counted.tally(REQ_OTHER, STATUS_FAIL_ONLY);
   }
   const request = first.value.toString("latin1");
   switch (request) {
     case TLS_MGR_REQ_LOOKUP:
-      return handleLookup(state, attrs, peer);
+      return counted.tally(REQ_LOOKUP, handleLookup(state, attrs, peer, warn));
     case TLS_MGR_REQ_UPDATE:
-      return handleUpdate(state, attrs, peer);
+      return counted.tally(REQ_UPDATE, handleUpdate(state, attrs, peer, warn));
     case TLS_MGR_REQ_DELETE:
-      return handleDelete(state, attrs, peer);
+      return counted.tally(REQ_DELETE, handleDelete(state, attrs, peer, warn));
     case TLS_MGR_REQ_TKTKEY:
-      return handleTktkey(state, attrs, peer);
+      return counted.tally(REQ_TKTKEY, handleTktkey(state, attrs, peer, warn));
     case TLS_MGR_REQ_SEED:
-      return handleSeed(state, attrs, peer);
+      return counted.tally(REQ_SEED, handleSeed(state, attrs, peer, warn));
     case TLS_MGR_REQ_POLICY:
-      return handlePolicy(state, attrs, peer);
+      return counted.tally(REQ_POLICY, handlePolicy(state, attrs, peer, warn));
+    case TLS_MGR_REQ_STATS:
+      return counted.tally(REQ_STATS, handleStats(state.stats, attrs, peer, warn));
     default:
-      msgWarn(`unknown request "${printable(request)}" from ${peer}`);
-      return STATUS_FAIL_ONLY;
+      warn(`unknown request "${printable(request)}" from ${peer}`);
+      return counted.tally(REQ_OTHER, STATUS_FAIL_ONLY);
   }
 }
 
 /** cacheFor - the enabled cache of a type; warns on a bogus type. null = bogus, undefined = disabled. */
-function cacheFor(state: TlsmgrState, type: string, request: string): SessionCacheOps | undefined | null {
+function cacheFor(state: TlsmgrState, type: string, request: string, warn: RequestWarn): SessionCacheOps | undefined | null {
   if (!isCacheType(type)) {
-    msgWarn(`bogus cache type "${printable(type)}" in "${request}" request`);
+    warn(`bogus cache type "${printable(type)}" in "${request}" request`);
     return null;
   }
   return state.caches.get(type);
@@ -188,45 +207,45 @@ function statusAnswer(done: MaybePromise<boolean>): Reply {
   return done instanceof Promise ? done.then(statusFromOk, statusFromError) : statusFromOk(done);
 }
 
-function handleLookup(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
+function handleLookup(state: TlsmgrState, attrs: Attr0Attr[], peer: string, warn: RequestWarn): Reply {
   const scan = attr0ScanStrict(attrs, 1, SPEC_LOOKUP, peer);
-  if (scan.warning !== undefined) msgWarn(scan.warning);
+  if (scan.warning !== undefined) warn(scan.warning);
   if (!scan.ok) return lookupReply(TLS_MGR_STAT_FAIL, EMPTY);
-  const cache = cacheFor(state, scan.values[0] as string, TLS_MGR_REQ_LOOKUP);
+  const cache = cacheFor(state, scan.values[0] as string, TLS_MGR_REQ_LOOKUP, warn);
   if (!cache) return lookupReply(TLS_MGR_STAT_FAIL, EMPTY);
   const found = cache.lookup(scan.values[1] as string);
   if (found instanceof Promise) return found.then(lookupAnswer, () => lookupReply(TLS_MGR_STAT_ERR, EMPTY));
   return lookupAnswer(found);
 }
 
-function handleUpdate(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
+function handleUpdate(state: TlsmgrState, attrs: Attr0Attr[], peer: string, warn: RequestWarn): Reply {
   const scan = attr0ScanStrict(attrs, 1, SPEC_UPDATE, peer);
-  if (scan.warning !== undefined) msgWarn(scan.warning);
+  if (scan.warning !== undefined) warn(scan.warning);
   if (!scan.ok) return statusReply(TLS_MGR_STAT_FAIL);
-  const cache = cacheFor(state, scan.values[0] as string, TLS_MGR_REQ_UPDATE);
+  const cache = cacheFor(state, scan.values[0] as string, TLS_MGR_REQ_UPDATE, warn);
   if (!cache) return statusReply(TLS_MGR_STAT_FAIL);
   return statusAnswer(cache.update(scan.values[1] as string, scan.values[2] as Buffer));
 }
 
-function handleDelete(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
+function handleDelete(state: TlsmgrState, attrs: Attr0Attr[], peer: string, warn: RequestWarn): Reply {
   const scan = attr0ScanStrict(attrs, 1, SPEC_LOOKUP, peer);
-  if (scan.warning !== undefined) msgWarn(scan.warning);
+  if (scan.warning !== undefined) warn(scan.warning);
   if (!scan.ok) return statusReply(TLS_MGR_STAT_FAIL);
-  const cache = cacheFor(state, scan.values[0] as string, TLS_MGR_REQ_DELETE);
+  const cache = cacheFor(state, scan.values[0] as string, TLS_MGR_REQ_DELETE, warn);
   if (!cache) return statusReply(TLS_MGR_STAT_FAIL);
   return statusAnswer(cache.delete(scan.values[1] as string));
 }
 
-function handleTktkey(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
+function handleTktkey(state: TlsmgrState, attrs: Attr0Attr[], peer: string, warn: RequestWarn): Reply {
   const scan = attr0ScanStrict(attrs, 1, SPEC_TKTKEY, peer);
-  if (scan.warning !== undefined) msgWarn(scan.warning);
+  if (scan.warning !== undefined) warn(scan.warning);
   if (!scan.ok) return tktkeyReply(TLS_MGR_STAT_FAIL, EMPTY);
   const keyname = scan.values[0] as Buffer;
   // As Postfix 3.5-3.11 (tlsmgr.c): a name of a bad length, and tickets off,
   // get an empty keybuf; a name not found is echoed back (3.12 snapshots also
   // echo a bad-length name). Clients read keybuf only with status 0.
   if (keyname.length !== 0 && keyname.length !== TLS_TICKET_NAMELEN) {
-    msgWarn(`invalid session ticket key name length: ${keyname.length}`);
+    warn(`invalid session ticket key name length: ${keyname.length}`);
     return tktkeyReply(TLS_MGR_STAT_FAIL, EMPTY);
   }
   const timeout = state.caches.timeout("smtpd");
@@ -243,13 +262,13 @@ function handleTktkey(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Rep
   return answer(found);
 }
 
-function handleSeed(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
+function handleSeed(state: TlsmgrState, attrs: Attr0Attr[], peer: string, warn: RequestWarn): Reply {
   const scan = attr0ScanStrict(attrs, 1, SPEC_SEED, peer);
-  if (scan.warning !== undefined) msgWarn(scan.warning);
+  if (scan.warning !== undefined) warn(scan.warning);
   if (!scan.ok) return seedReply(TLS_MGR_STAT_FAIL, EMPTY);
   const len = scan.values[0] as number;
   if (len <= 0 || len > 255) {
-    msgWarn(`bogus seed length "${len}" in "${TLS_MGR_REQ_SEED}" request`);
+    warn(`bogus seed length "${len}" in "${TLS_MGR_REQ_SEED}" request`);
     return seedReply(TLS_MGR_STAT_FAIL, EMPTY);
   }
   let bytes: Buffer;
@@ -261,13 +280,13 @@ function handleSeed(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply
   return seedReply(TLS_MGR_STAT_OK, bytes);
 }
 
-function handlePolicy(state: TlsmgrState, attrs: Attr0Attr[], peer: string): Reply {
+function handlePolicy(state: TlsmgrState, attrs: Attr0Attr[], peer: string, warn: RequestWarn): Reply {
   const scan = attr0ScanStrict(attrs, 1, SPEC_POLICY, peer);
-  if (scan.warning !== undefined) msgWarn(scan.warning);
+  if (scan.warning !== undefined) warn(scan.warning);
   if (!scan.ok) return policyReply(TLS_MGR_STAT_FAIL, 0, 0);
   const type = scan.values[0] as string;
   if (!isCacheType(type)) {
-    msgWarn(`bogus cache type "${printable(type)}" in "${TLS_MGR_REQ_POLICY}" request`);
+    warn(`bogus cache type "${printable(type)}" in "${TLS_MGR_REQ_POLICY}" request`);
     return policyReply(TLS_MGR_STAT_FAIL, 0, 0);
   }
   return policyReply(TLS_MGR_STAT_OK, state.caches.get(type) ? 1 : 0, state.caches.timeout(type));

@@ -3,6 +3,8 @@
  * Owns: creating the socket (Postfix's mode 0666 inside a 0700 private
  *       directory) or adopting one inherited from master(8), accepting,
  *       naming clients for diagnostics, and closing (the clients too).
+ *       Caps: server/descriptor-room.ts (open file limit),
+ *       server/input-budget.ts (one per listener).
  * Not here: the request loop (server/connection.ts); master's taken/available
  *           status, which is per request, not per client (master/master-link.ts).
  * See also: postfix/src/master/multi_server.c, postfix/src/util/unix_listen.c
@@ -10,13 +12,16 @@
 
 import { createServer } from "node:net";
 import type { Server, Socket } from "node:net";
-import { chmodSync, chownSync, mkdirSync, statSync, unlinkSync } from "node:fs";
+import { chmodSync, chownSync, statSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import type { TlsmgrState } from "./handlers.js";
 import type { ConnectionOptions } from "./connection.js";
 import { serveConnection } from "./connection.js";
-import { errorText } from "../log/errors.js";
+import { InputBudget, inputBudgetBytes } from "./input-budget.js";
+import { capClients } from "./descriptor-room.js";
 import { msgFatal } from "../log/msg.js";
+import { errorText } from "../log/errors.js";
+import { makeDirs } from "../util/make-dirs.js";
 
 export interface ListenerOptions extends ConnectionOptions {
   /** A path to create, or inherited listening descriptors (from master). */
@@ -35,7 +40,7 @@ export interface TlsmgrListener {
 export function prepareSocketPath(path: string, owner?: { uid: number; gid: number }): void {
   const dir = dirname(path);
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirs(dir, 0o700);
     // Master's private/ is owned by mail_owner; only root can give it away.
     if (owner && statSync(dir).uid !== owner.uid) chownSync(dir, owner.uid, owner.gid);
   } catch (err) {
@@ -55,19 +60,24 @@ export async function startListener(state: TlsmgrState, opts: ListenerOptions): 
   const sockets = new Set<Socket>();
   let nextClient = 1;
   const servers: Server[] = [];
+  // One bound on unfinished request bytes for all the clients of this listener.
+  const connOpts: ListenerOptions = { ...opts, inputBudget: opts.inputBudget ?? new InputBudget(inputBudgetBytes(opts.limits)) };
 
   const onConnection = (socket: Socket, label: string) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
-    serveConnection(socket, `${label} client #${nextClient++}`, state, opts);
+    serveConnection(socket, `${label} client #${nextClient++}`, state, connOpts);
   };
 
   const listenOn = (target: { path: string } | { fd: number }, label: string) =>
     new Promise<void>((resolve, reject) => {
-      const server = createServer({ pauseOnConnect: false }, (s) => onConnection(s, label));
+      // allowHalfOpen: a client's shutdown(SHUT_WR) must not end our side
+      // before the requests it sent are answered (server/connection.ts).
+      const server = createServer({ pauseOnConnect: false, allowHalfOpen: true }, (s) => onConnection(s, label));
       server.once("error", reject);
       server.listen(target, () => {
         server.off("error", reject);
+        capClients(server, label);
         servers.push(server);
         resolve();
       });

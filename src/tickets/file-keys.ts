@@ -40,7 +40,9 @@ import { constants, type Stats } from "node:fs";
 import { open, stat, type FileHandle } from "node:fs/promises";
 import { dirname, isAbsolute } from "node:path";
 import type { TicketKey, TicketKeySource } from "./ticket-keys.js";
-import { findTicketKey, newTicketKey } from "./ticket-keys.js";
+import { countKeyLookup, findTicketKey, keyInUse, newTicketKey } from "./ticket-keys.js";
+import { TicketKeyCounters } from "../stats/counters.js";
+import type { TicketKeyInUse } from "../stats/stats-view.js";
 import { STORED_KEY_LEN, storedKeyDecode, storedKeyEncode } from "./stored-key.js";
 import { FatalError, msgFatal, msgInfo, msgWarn } from "../log/msg.js";
 import { errorText } from "../log/errors.js";
@@ -107,6 +109,7 @@ export class FileTicketKeys implements TicketKeySource {
   #saving: Promise<void> = Promise.resolve();
   #saveFailed = false;
   #closed = false;
+  readonly counters = new TicketKeyCounters();
 
   constructor(path: string, fh: FileHandle, keys: TicketKey[], gen: bigint, opts: FileTicketKeysOptions = {}) {
     this.path = path;
@@ -121,6 +124,7 @@ export class FileTicketKeys implements TicketKeySource {
     if (this.#closed) return undefined;
     const now = this.#clock.now();
     const found = findTicketKey(this.#keys, keyname, now, Math.trunc(sessionTimeout / 2));
+    if (keyname !== undefined) countKeyLookup(this.counters, this.#keys, keyname, found);
     if (found !== undefined || keyname !== undefined) return found;
     this.#making ??= this.#make(now, sessionTimeout).finally(() => (this.#making = undefined));
     return this.#making;
@@ -129,6 +133,8 @@ export class FileTicketKeys implements TicketKeySource {
   /** #make - a new current key, saved before it is handed out. */
   async #make(now: number, sessionTimeout: number): Promise<TicketKey> {
     const key = newTicketKey(now, sessionTimeout, this.#random);
+    this.counters.made++;
+    if (this.#keys.length > 0) this.counters.rotated++;
     const current = this.#keys[0];
     if (current === undefined || current.tout < key.tout) this.#keys = current ? [key, current] : [key];
     else this.#keys = [current, key];
@@ -159,6 +165,10 @@ export class FileTicketKeys implements TicketKeySource {
     });
     this.#saving = run;
     return run;
+  }
+
+  inUse(): TicketKeyInUse | undefined {
+    return keyInUse(this.#keys[0], this.#clock.now(), false);
   }
 
   /** keyCount - keys held (tests). */

@@ -60,7 +60,9 @@
 import { randomBytes } from "node:crypto";
 import { TLS_TICKET_KEYLEN, TLS_TICKET_MACLEN, TLS_TICKET_NAMELEN } from "../protocol/tlsmgr-proto.js";
 import type { TicketKey, TicketKeySource } from "./ticket-keys.js";
-import { findTicketKey, newTicketKey } from "./ticket-keys.js";
+import { findTicketKey, keyInUse, newTicketKey } from "./ticket-keys.js";
+import { TicketKeyCounters } from "../stats/counters.js";
+import type { TicketKeyInUse } from "../stats/stats-view.js";
 import { STORED_KEY_LEN, storedKeyDecode, storedKeyEncode } from "./stored-key.js";
 import type { KeyWrapper } from "./key-wrap.js";
 import type { RedisClient, RedisLink } from "../redis/link.js";
@@ -137,6 +139,10 @@ export class RedisTicketKeys implements TicketKeySource {
   readonly #pending = new Map<string, Promise<{ key: TicketKey; blob: Buffer } | undefined>>();
   #badBlobWarned = false;
   #closed = false;
+  readonly counters = new TicketKeyCounters();
+  /** The current key last handed out, and whether it was the shared one (statistics). */
+  #handedOut: TicketKey | undefined;
+  #handedOutShared = false;
 
   constructor(link: RedisLink, wrap: KeyWrapper, opts: RedisTicketKeysOptions = {}) {
     this.#link = link;
@@ -158,20 +164,47 @@ export class RedisTicketKeys implements TicketKeySource {
     const now = this.#clock.now();
     const half = Math.trunc(sessionTimeout / 2);
     this.#prune(now, half);
-    if (keyname !== undefined) return this.#byName(keyname, now, half);
     const len = ticketEpochLength(sessionTimeout);
+    if (keyname !== undefined) return this.#byNameCounted(keyname, now, half, len);
     const cur = this.#current;
     if (cur !== undefined && this.#currentLen === len && cur.tout > now) {
       if (now - this.#currentChecked >= CURRENT_RECHECK) this.#recheckCurrent(cur, len, half, now);
-      return cur;
+      return this.#handOut(cur, true);
     }
     const epoch = ticketEpochOf(now, len);
     const fetched = await this.#fetchOrCreate(len, epoch, half, now);
     if (fetched !== undefined && fetched.key.tout > now) {
       this.#adopt(fetched.key, fetched.blob, len, now);
-      return fetched.key;
+      return this.#handOut(fetched.key, true);
     }
-    return this.#fallback(now, sessionTimeout, len, epoch);
+    return this.#handOut(this.#fallback(now, sessionTimeout, len, epoch), false);
+  }
+
+  /** #handOut - the current key answered: counts a rotation when it differs from the last one. */
+  #handOut(key: TicketKey, shared: boolean): TicketKey {
+    const last = this.#handedOut;
+    if (last !== key) {
+      if (last !== undefined && !last.name.equals(key.name)) this.counters.rotated++;
+      this.#handedOut = key;
+    }
+    this.#handedOutShared = shared;
+    return key;
+  }
+
+  inUse(): TicketKeyInUse | undefined {
+    return keyInUse(this.#handedOut, this.#clock.now(), this.#handedOutShared);
+  }
+
+  /**
+   * #byNameCounted - #byName, counted: found; stale when the name is a
+   * shared key's of this epoch length whose decryption deadline has passed
+   * (expired keys are pruned, so the name is all there is); else not found.
+   */
+  async #byNameCounted(name: Buffer, now: number, half: number, len: number): Promise<TicketKey | undefined> {
+    const key = await this.#byName(name, now, half);
+    const at = ticketNameEpoch(name);
+    this.counters.lookedUp(key !== undefined, at.len === len && !((at.epoch + 1) * len + half > now));
+    return key;
   }
 
   /** #adopt - make a shared key the current one. */
@@ -229,6 +262,7 @@ export class RedisTicketKeys implements TicketKeySource {
       .then(
         (stored) => {
           const key = stored ? this.#open(stored, len, epoch, slot) : undefined;
+          if (key && stored?.equals(blob)) this.counters.made++; // our offer was stored
           return key && stored ? { key, blob: stored } : undefined;
         },
         () => undefined,
@@ -295,6 +329,7 @@ export class RedisTicketKeys implements TicketKeySource {
     const cur = this.#local[0];
     if (cur !== undefined && cur.tout > now) return cur;
     const key = newTicketKey(now, sessionTimeout, this.#random);
+    this.counters.made++;
     key.tout = Math.max(now + 1, Math.min(key.tout, (epoch + 1) * len, now + FALLBACK_TOUT_MAX));
     this.#local.unshift(key);
     if (this.#local.length > FALLBACK_KEEP_MAX) this.#local.length = FALLBACK_KEEP_MAX;
@@ -323,6 +358,7 @@ export class RedisTicketKeys implements TicketKeySource {
     this.#local = [];
     this.#current = undefined;
     this.#currentBlob = undefined;
+    this.#handedOut = undefined;
     await this.#link.release();
   }
 }

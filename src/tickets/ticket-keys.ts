@@ -6,9 +6,11 @@
  *       and the lifetime rules: with T the smtpd session
  *       cache timeout, a new key encrypts until tout = now + T/2 - 1 and
  *       decrypts until tout + T/2; only the current and previous key are kept.
+ *       Also: what every store counts (made, rotated, looked up by name)
+ *       and shows of its current key (name and deadline, never the key).
  * Not here: the shared and persistent key stores, which implement
  *           TicketKeySource too (tickets/redis-keys.ts, tickets/file-keys.ts);
- *           choosing one (tickets/key-source.ts).
+ *           choosing one (tickets/key-source.ts); the counters (stats/counters.ts).
  * See also: postfix/src/tlsmgr/tlsmgr.c (tlsmgr_key), src/tls/tls_scache.c
  *           (tls_scache_key, tls_scache_key_rotate)
  */
@@ -18,6 +20,8 @@ import { TLS_TICKET_KEYLEN, TLS_TICKET_MACLEN, TLS_TICKET_NAMELEN } from "../pro
 import { ticketKeyLayout, type TicketKeyLayout } from "./key-record-layout.js";
 import type { Clock } from "../util/clock.js";
 import { systemClock } from "../util/clock.js";
+import { TicketKeyCounters } from "../stats/counters.js";
+import type { TicketKeyInUse } from "../stats/stats-view.js";
 
 export interface TicketKey {
   name: Buffer; // 16 bytes
@@ -36,6 +40,20 @@ export interface TicketKeySource {
    */
   tktkey(keyname: Buffer | undefined, sessionTimeout: number): TicketKey | undefined | Promise<TicketKey | undefined>;
   close(): Promise<void>;
+  /** Keys made, rotations, look-ups by name (stats/counters.ts). */
+  readonly counters?: TicketKeyCounters;
+  /** The current key last handed out, while valid for encryption (statistics: never the key itself). */
+  inUse?(): TicketKeyInUse | undefined;
+}
+
+/** keyInUse - the statistics' view of a current key, or undefined once it no longer encrypts. */
+export function keyInUse(key: TicketKey | undefined, now: number, shared: boolean): TicketKeyInUse | undefined {
+  return key !== undefined && key.tout > now ? { name: key.name.toString("hex"), expires: key.tout, shared } : undefined;
+}
+
+/** countKeyLookup - count a look-up by name in keys: found, stale (the name is there, expired) or not found. */
+export function countKeyLookup(c: TicketKeyCounters, keys: ReadonlyArray<TicketKey>, name: Buffer, found: TicketKey | undefined): void {
+  c.lookedUp(found !== undefined, found === undefined && keys.some((k) => k.name.equals(name)));
 }
 
 /**
@@ -107,6 +125,7 @@ export class MemoryTicketKeys implements TicketKeySource {
   #keys: TicketKey[] = [];
   readonly #clock: Clock;
   readonly #random: (n: number) => Buffer;
+  readonly counters = new TicketKeyCounters();
 
   constructor(opts: { clock?: Clock; random?: (n: number) => Buffer } = {}) {
     this.#clock = opts.clock ?? systemClock;
@@ -117,10 +136,17 @@ export class MemoryTicketKeys implements TicketKeySource {
     const now = this.#clock.now();
     const half = Math.trunc(sessionTimeout / 2);
     const found = findTicketKey(this.#keys, keyname, now, half);
+    if (keyname !== undefined) countKeyLookup(this.counters, this.#keys, keyname, found);
     if (found !== undefined || keyname !== undefined) return found;
     const key = newTicketKey(now, sessionTimeout, this.#random);
+    this.counters.made++;
+    if (this.#keys.length > 0) this.counters.rotated++;
     this.rotate(key);
     return key;
+  }
+
+  inUse(): TicketKeyInUse | undefined {
+    return keyInUse(this.#keys[0], this.#clock.now(), false);
   }
 
   /** rotate - tls_scache_key_rotate: keep the two keys, the later tout first. */

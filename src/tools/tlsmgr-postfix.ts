@@ -2,7 +2,8 @@
  * tlsmgr-postfix.ts - put this project's tlsmgr into a Postfix instance's
  *                     master.cf, or give the line back to Postfix's tlsmgr.
  * Owns: the subcommands (install, uninstall, keygen: the key wrap file of
- *       tools/keygen.ts) and their options,
+ *       tools/keygen.ts) and their options, install's choice of what master
+ *       runs (a snapshot of this tree by default, tools/snapshot.ts),
  *       reading and rewriting the $tlsmgr_service_name/unix line through
  *       `postconf -c DIR -M` / `-Me`, the command path master(8) can run, the
  *       chroot column when chroot cannot be honoured, the -o that declares
@@ -10,7 +11,7 @@
  *       others than root can change, on uninstall commenting out the main.cf
  *       settings Postfix's tlsmgr cannot use and removing this daemon's
  *       cache and key files, and what it tells the admin.
- * Not here: the daemon (main.ts), the launcher (bin/tlsmgr), chroot itself
+ * Not here: the snapshot itself (tools/snapshot.ts), the daemon (main.ts), the launcher (bin/tlsmgr), chroot itself
  *           (master/privileges.ts), which settings are ours
  *           (tools/main-cf-restore.ts), the tree walk (tools/tree-check.ts).
  * See also: bin/tlsmgr-postfix, postfix/src/master/master_ent.c, master(5), postconf(1)
@@ -45,17 +46,23 @@ import {
   CACHE_PARAMS, OWN_PARAMS, declareArgs, mapType, ownParamsSet, parseNameValues, settingsPostfixRefuses, withoutDeclareArgs,
 } from "./main-cf-restore.js";
 import { unreadableEntry, unsafeEntries } from "./tree-check.js";
+import { DEF_VERSIONS_DIR, KEEP_OTHERS, makeSnapshot, pruneSnapshots, snapshotOf } from "./snapshot.js";
 import { mainCfRead } from "../config/main-cf.js";
 import { loadConfig } from "../config/params.js";
 
 const PROGRAM = "tlsmgr-postfix";
-const USAGE = `usage: ${PROGRAM} install [--force] [CONFIG_DIR] | uninstall [--keep-main-cf] [CONFIG_DIR] | keygen FILE`;
+const USAGE = `usage: ${PROGRAM} install [--force] [--versions DIR | --in-place] [CONFIG_DIR] | uninstall [--keep-main-cf] [CONFIG_DIR] | keygen FILE`;
 const HELP = `${USAGE}
        ${PROGRAM} --help | --version
 
-  install [--force] [CONFIG_DIR]
-      Make the tlsmgr service of master.cf run this project's bin/tlsmgr
-      (through postconf -M; the other columns are kept), and declare the
+  install [--force] [--versions DIR | --in-place] [CONFIG_DIR]
+      Copy this installation to a snapshot of its own, DIR/VERSION-HASH
+      (--versions, default ${DEF_VERSIONS_DIR}), which nothing changes
+      afterwards, and make the tlsmgr service of master.cf run its bin/tlsmgr
+      (through postconf -M; the other columns are kept); older snapshots but
+      the one master ran until now and the ${KEEP_OTHERS} newest are removed.
+      --in-place runs this tree itself (rebuilding it then changes the code
+      of a daemon being started). It also declares the
       tlsmgr_* parameters main.cf sets to postconf (-o smtpd_restriction_classes=...
       on that line, so that postfix check does not call them unused; run install
       again after changing which of them main.cf sets). Refuses when anyone but
@@ -183,37 +190,61 @@ function mailOwnerIds(configDir: string): { name: string; uid: number; groups: n
 }
 
 /** checkTree - refuse a tree others than root can change (unless force); warn when mail_owner cannot read it */
-function checkTree(configDir: string, force: boolean): void {
-  const unsafe = unsafeEntries(PROJECT_ROOT, [process.execPath]);
+function checkTree(configDir: string, force: boolean, root: string = PROJECT_ROOT): void {
+  const unsafe = unsafeEntries(root, [process.execPath]);
   if (unsafe.length > 0) {
-    const list = unsafe.map((u) => `  ${u}`).join("\n");
-    const text = `master(8) runs ${TLSMGR_BIN} as root, and this can be changed by others than root:\n${list}\n` +
-      "  (install it owned by root and writable by root alone: see README, Install)";
+    // One line (log lines never hold a newline): the entries separated by "; ".
+    const text = `master(8) runs ${path.join(root, "bin", "tlsmgr")} as root, and this can be changed by others than root: ${unsafe.join("; ")}` +
+      " (install it owned by root and writable by root alone: see README, Install)";
     if (!force) msgFatal(`${text}; --force installs anyway`);
     msgWarn(`${text}; installing anyway (--force)`);
   }
   const owner = mailOwnerIds(configDir);
   if (owner === undefined) return;
-  const blocked = unreadableEntry(PROJECT_ROOT, owner);
+  const blocked = unreadableEntry(root, owner);
   if (blocked !== undefined)
     msgWarn(`mail_owner ${owner.name} cannot read ${blocked}: the daemon loads its code as root before it drops privileges, ` +
       "but make the tree readable (chmod -R go+rX) so that nothing it loads later fails");
 }
 
-/** install - make the instance's tlsmgr line run this project's bin/tlsmgr */
-export function install(configDir: string, opts: { force?: boolean } = {}): void {
+/** What install is told besides the config directory. */
+export interface InstallOptions {
+  force?: boolean;
+  /** where snapshots go (default DEF_VERSIONS_DIR) */
+  versionsDir?: string;
+  /** run this tree itself, no snapshot */
+  inPlace?: boolean;
+}
+
+/**
+ * install - make the instance's tlsmgr line run a snapshot of this project
+ * (tools/snapshot.ts), or with inPlace its own bin/tlsmgr
+ */
+export function install(configDir: string, opts: InstallOptions = {}): void {
   const { service, daemonDir } = instanceFacts(configDir);
   checkTree(configDir, opts.force === true);
   const was = currentEntry(configDir, service);
   const entry: MasterEntry = was
     ? { ...was, columns: [...was.columns], args: [...was.args] }
     : { service, type: "unix", columns: [...POSTFIX_TLSMGR_FIELDS], command: "tlsmgr", args: [] };
-  try {
-    accessSync(TLSMGR_BIN, constants.X_OK);
-  } catch {
-    msgWarn(`${TLSMGR_BIN} is missing or not executable: build this project before postfix reload`);
+  let bin = TLSMGR_BIN;
+  let snapshot: ReturnType<typeof makeSnapshot> | undefined;
+  const versionsDir = path.resolve(opts.versionsDir ?? DEF_VERSIONS_DIR);
+  if (opts.inPlace === true) {
+    try {
+      accessSync(TLSMGR_BIN, constants.X_OK);
+    } catch {
+      msgWarn(`${TLSMGR_BIN} is missing or not executable: build this project before postfix reload`);
+    }
+  } else {
+    snapshot = makeSnapshot(PROJECT_ROOT, versionsDir);
+    checkTree(configDir, opts.force === true, snapshot.root);
+    bin = path.join(snapshot.root, "bin", "tlsmgr");
+    say(`${snapshot.made ? "made" : "using"} snapshot ${snapshot.root} of ${PROJECT_ROOT}`);
   }
-  entry.command = commandFor(daemonDir);
+  // master starts the old command until postfix reload: its snapshot stays
+  const before = was && was.command !== "tlsmgr" ? snapshotOf(path.resolve(daemonDir, was.command), versionsDir) : undefined;
+  entry.command = commandFor(daemonDir, bin);
   const declared = ownParamsSet(mainCfSettings(configDir));
   entry.args = [...withoutDeclareArgs(entry.args), ...declareArgs(declared)];
   const chroot = entry.columns[2];
@@ -232,10 +263,14 @@ export function install(configDir: string, opts: { force?: boolean } = {}): void
     mkdirSync(path.dirname(state), { recursive: true });
     writeFileSync(state, JSON.stringify({ configDir: path.resolve(configDir), service, chroot: chrootWas }) + "\n");
   }
-  say(`${path.join(configDir, "master.cf")}: ${service}/unix now runs ${TLSMGR_BIN}`);
+  say(`${path.join(configDir, "master.cf")}: ${service}/unix now runs ${bin}`);
   say(`  ${formatMasterEntry(entry)}`);
   if (declared.length > 0)
     say(`main.cf parameters of this daemon declared to postconf (-o smtpd_restriction_classes): ${declared.join(", ")}`);
+  if (snapshot !== undefined) {
+    for (const gone of pruneSnapshots(versionsDir, [snapshot.root, ...(before ? [before] : [])]))
+      say(`removed old snapshot ${gone}`);
+  }
   say(`run "postfix${configDir === "/etc/postfix" ? "" : ` -c ${configDir}`} reload" to put it in service`);
 }
 
@@ -371,8 +406,14 @@ export function uninstall(configDir: string, opts: { keepMainCf?: boolean } = {}
 /** Subcommands: name -> action on the words after it. */
 const COMMANDS: Record<string, (args: string[]) => void> = {
   install: (args) => {
-    const { flags, rest } = subcommandFlags(args, ["--force"]);
-    install(configArg(rest), { force: flags.has("--force") });
+    const { flags, rest, values } = subcommandFlags(args, ["--force", "--in-place"], ["--versions"]);
+    const versionsDir = values.get("--versions");
+    if (versionsDir !== undefined && flags.has("--in-place")) msgFatal(`--versions and --in-place exclude each other; ${USAGE}`);
+    install(configArg(rest), {
+      force: flags.has("--force"),
+      inPlace: flags.has("--in-place"),
+      ...(versionsDir !== undefined ? { versionsDir } : {}),
+    });
   },
   uninstall: (args) => {
     const { flags, rest } = subcommandFlags(args, ["--keep-main-cf"]);
@@ -384,16 +425,28 @@ const COMMANDS: Record<string, (args: string[]) => void> = {
   },
 };
 
-/** subcommandFlags - split the known flags from the other words; an unknown -word is a usage error */
-function subcommandFlags(args: string[], known: string[]): { flags: Set<string>; rest: string[] } {
+/**
+ * subcommandFlags - split the known flags and the options that take a value
+ * (--name VALUE or --name=VALUE) from the other words; an unknown -word is a usage error
+ */
+function subcommandFlags(args: string[], known: string[], withValue: string[] = []):
+  { flags: Set<string>; rest: string[]; values: Map<string, string> } {
   const flags = new Set<string>();
   const rest: string[] = [];
-  for (const a of args) {
+  const values = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const eq = a.indexOf("=");
     if (known.includes(a)) flags.add(a);
+    else if (withValue.includes(a)) {
+      const v = args[++i];
+      if (v === undefined || v === "") msgFatal(`${a} needs a value; ${USAGE}`);
+      values.set(a, v);
+    } else if (eq > 0 && withValue.includes(a.slice(0, eq)) && a.length > eq + 1) values.set(a.slice(0, eq), a.slice(eq + 1));
     else if (a.startsWith("-")) msgFatal(`unknown option ${a}; ${USAGE}`);
     else rest.push(a);
   }
-  return { flags, rest };
+  return { flags, rest, values };
 }
 
 /** configArg - [CONFIG_DIR], else MAIL_CONFIG, else /etc/postfix */

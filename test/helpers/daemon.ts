@@ -42,6 +42,12 @@ export interface StartDaemonOptions {
   readyTimeoutMs?: number;
   /** false: the daemon is to send no announcement (Postfix 3.5 mode); ready = a seed request answered. */
   announces?: boolean;
+  /** A command that runs the daemon (e.g. ["prlimit", "--nofile=64:64"]): given node and its arguments last. */
+  wrapper?: string[];
+  /** Keep only the last this many characters of stderr (long runs); all of it when absent. */
+  stderrKeep?: number;
+  /** Told every piece of stderr as it comes (long runs count lines instead of keeping them). */
+  onStderr?: (text: string) => void;
 }
 
 export interface RunningDaemon {
@@ -120,13 +126,19 @@ export async function startDaemon(opts: StartDaemonOptions = {}): Promise<Runnin
   const argv = [DAEMON_MAIN, ...(opts.socket !== undefined ? ["--socket", opts.socket] : []), ...(opts.args ?? [])];
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
   if (opts.configDir !== undefined) env["MAIL_CONFIG"] = opts.configDir;
-  const proc = spawn(process.execPath, argv, { cwd: REPO_ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  const [cmd, ...cmdArgs] = [...(opts.wrapper ?? []), process.execPath, ...argv];
+  const proc = spawn(cmd!, cmdArgs, { cwd: REPO_ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   running.add(proc);
   installExitHook();
 
   let err = "";
   let out = "";
-  proc.stderr?.on("data", (d: Buffer) => { err += d.toString("utf8"); });
+  proc.stderr?.on("data", (d: Buffer) => {
+    const text = d.toString("utf8");
+    opts.onStderr?.(text);
+    err += text;
+    if (opts.stderrKeep !== undefined && err.length > 2 * opts.stderrKeep) err = err.slice(-opts.stderrKeep);
+  });
   proc.stdout?.on("data", (d: Buffer) => { out += d.toString("utf8"); });
   const exited = new Promise<number | null>((resolve) => {
     proc.on("exit", (code) => { running.delete(proc); resolve(code); });

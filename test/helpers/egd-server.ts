@@ -7,7 +7,8 @@
  *         0x03 B1 B2 N .. -> add N bytes with (B1 B2) bits of entropy; no reply
  *         0x04            -> length byte, then the daemon's pid as ASCII
  *       and misbehaviours a client must survive: answering zero bytes,
- *       hanging up on a request, never answering.
+ *       hanging up on a request, never answering, and (flood) answering the
+ *       first request and then sending bytes nobody asked for.
  * Not here: the client (src/prng/source-egd.ts).
  * See also: postfix/src/tls/tls_prng_egd.c
  */
@@ -15,8 +16,13 @@ import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 
-/** normal: serve; zero: answer every read with count 0; hangup: close on a request; silent: never answer */
-export type EgdMode = "normal" | "zero" | "hangup" | "silent";
+/**
+ * normal: serve; zero: answer every read with count 0; hangup: close on a
+ * request; silent: never answer; flood: answer the first read of a
+ * connection, then send unrequested bytes as fast as the client takes them,
+ * until it hangs up or floodLimit bytes went out.
+ */
+export type EgdMode = "normal" | "zero" | "hangup" | "silent" | "flood";
 
 export interface EgdServerOptions {
   /** Bytes to serve for a request of n (default crypto.randomBytes). */
@@ -24,6 +30,8 @@ export interface EgdServerOptions {
   mode?: EgdMode;
   /** Most bytes a 0x01 request gets (default 255). */
   available?: number;
+  /** flood: most unrequested bytes sent on one connection (default 256 MiB). */
+  floodLimit?: number;
 }
 
 export class EgdServer {
@@ -32,6 +40,13 @@ export class EgdServer {
   requests = 0;
   /** Bytes added with 0x03. */
   added = 0;
+  /** flood: unrequested bytes sent, over all connections. */
+  flooded = 0;
+  /** flood: connections that the client closed while being flooded. */
+  floodsCut = 0;
+  /** flood: connections that reached floodLimit without the client hanging up. */
+  floodsFinished = 0;
+  readonly #floodLimit: number;
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
   readonly #bytes: (n: number) => Buffer;
@@ -44,6 +59,7 @@ export class EgdServer {
     this.mode = opts.mode ?? "normal";
     this.#bytes = opts.bytes ?? ((n) => randomBytes(n));
     this.#available = opts.available ?? 255;
+    this.#floodLimit = opts.floodLimit ?? 256 * 1024 * 1024;
     this.#server = createServer((sock) => this.#serve(sock));
   }
 
@@ -104,6 +120,7 @@ export class EgdServer {
       case 0x01: {
         const n = this.mode === "zero" ? 0 : Math.min(buf[1]!, this.#available);
         sock.write(Buffer.concat([Buffer.from([n]), n ? this.#bytes(n) : Buffer.alloc(0)]));
+        if (this.mode === "flood") this.#flood(sock);
         return 2;
       }
       case 0x02:
@@ -126,6 +143,31 @@ export class EgdServer {
         return buf.length;
     }
   }
+
+  /** flood - send unrequested bytes until the client hangs up or the limit is reached (once per connection) */
+  #flood(sock: Socket): void {
+    if (this.#flooding.has(sock)) return;
+    this.#flooding.add(sock);
+    const chunk = Buffer.alloc(64 * 1024, 0xee);
+    let sent = 0;
+    sock.once("close", () => {
+      if (sent < this.#floodLimit) this.floodsCut++;
+    });
+    const push = (): void => {
+      while (!sock.destroyed && sent < this.#floodLimit) {
+        sent += chunk.length;
+        this.flooded += chunk.length;
+        if (!sock.write(chunk)) {
+          sock.once("drain", push);
+          return;
+        }
+      }
+      if (sent >= this.#floodLimit) this.floodsFinished++;
+    };
+    setImmediate(push);
+  }
+
+  readonly #flooding = new WeakSet<Socket>();
 
   /** dropClients - hang up on every connected client */
   dropClients(): void {

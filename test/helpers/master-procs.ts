@@ -5,23 +5,66 @@
  * Owns: /proc readers (ids, environment, parent, command name, argv, zombie
  *       or alive), master's pid and children, ourDaemonsUnderMaster (master's
  *       children that are not Postfix programs), running bin/tlsmgr-postfix
- *       for an instance, and a poll-until helper.
+ *       for an instance (install's snapshots in a temporary versions
+ *       directory of the test process), and a poll-until helper.
  * Not here: the instance itself (postfix-instance.ts).
  * See also: test/postfix/under-master.test.ts, test/postfix/release-matrix.test.ts
  */
 
 import { execFile } from "node:child_process";
-import { readdirSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { REPO_ROOT } from "./daemon.js";
+import { exitHook } from "./exit-hook.js";
 import type { PostfixInstance } from "./postfix-instance.js";
 
 /** bin/tlsmgr-postfix of this clone. */
 export const TLSMGR_POSTFIX = join(REPO_ROOT, "bin", "tlsmgr-postfix");
 
-/** tlsmgrPostfix - bin/tlsmgr-postfix ARGS with PATH (an instance's: its release's postconf first); its stdout. */
+let versionsDir = "";
+const installVersionsHook = exitHook(() => {
+  if (versionsDir !== "") rmSync(versionsDir, { recursive: true, force: true });
+});
+
+/**
+ * testVersionsDir - the versions directory `install` puts its snapshots in
+ * for this test process (one temporary directory, removed at exit): never
+ * the system's /var/lib/tlsmgr-ts
+ */
+export function testVersionsDir(): string {
+  if (versionsDir === "") {
+    installVersionsHook();
+    versionsDir = mkdtempSync(join(tmpdir(), "tlsmgr-versions-"));
+    chmodSync(versionsDir, 0o755); // mail_owner reads the snapshots
+  }
+  return versionsDir;
+}
+
+/**
+ * snapshotSource - the tree a snapshot was made from (its build/snapshot.json),
+ * for the snapshot holding file; undefined when file is in none
+ */
+export function snapshotSource(file: string): string | undefined {
+  const real = realpathSync(file);
+  const rel = relative(realpathSync(testVersionsDir()), real);
+  if (rel.startsWith("..")) return undefined;
+  try {
+    const made = JSON.parse(readFileSync(join(realpathSync(testVersionsDir()), rel.split("/")[0]!, "build", "snapshot.json"), "utf8")) as { from: string };
+    return made.from;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * tlsmgrPostfix - bin/tlsmgr-postfix ARGS with PATH (an instance's: its release's postconf first); its stdout.
+ * An install without --versions or --in-place puts its snapshot in testVersionsDir().
+ */
 export function tlsmgrPostfix(path: string, ...args: string[]): Promise<string> {
+  if (args[0] === "install" && !args.some((a) => a === "--in-place" || a.startsWith("--versions")))
+    args = ["install", "--versions", testVersionsDir(), ...args.slice(1)];
   return new Promise((res, rej) => {
     execFile(TLSMGR_POSTFIX, args, { env: { ...process.env, PATH: path } },
       (err, stdout, stderr) => (err ? rej(new Error(`${TLSMGR_POSTFIX} ${args.join(" ")}: ${err.message}\n${stderr}`))

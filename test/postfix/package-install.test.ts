@@ -192,12 +192,17 @@ test("npm pack, npm install -g with no compiler, the commands through their link
     await t.test("tlsmgr-postfix install into a private Postfix: sessions resume, pgrep -x finds it, postfix check is silent", async () => {
       const pf = await createPostfixInstance({ tlsmgr: "postfix", mainCf: { tlsmgr_attr_count_limit: "16" } });
       t.after(() => pf.destroy());
-      const inst = await run(join(prefix, "bin", "tlsmgr-postfix"), ["install", pf.configDir], { env: hostEnv });
+      const versions = join(work, "versions");
+      const inst = await run(join(prefix, "bin", "tlsmgr-postfix"), ["install", "--versions", versions, pf.configDir], { env: hostEnv });
       assert.equal(inst.status, 0, inst.stderr);
       assert.equal(inst.stderr, "", "no warning: the tree is root's and readable by postfix");
       const command = (await pf.postconf("-M", "tlsmgr/unix")).trim().split(/\s+/)[7]!;
       const daemonDir = (await pf.postconf("-h", "daemon_directory")).trim();
-      assert.equal(realpathSync(join(daemonDir, command)), realpathSync(join(pkgDir, "bin", "tlsmgr")));
+      // master runs a snapshot of the installed package (README, Upgrade), not the package itself
+      const ran = realpathSync(join(daemonDir, command));
+      assert.equal(dirname(dirname(dirname(ran))), realpathSync(versions), ran);
+      const made = JSON.parse(readFileSync(join(dirname(dirname(ran)), "build", "snapshot.json"), "utf8")) as { from: string };
+      assert.equal(made.from, realpathSync(pkgDir));
       await pf.start();
       const r = await opensslResumes(pf.smtpdPort, join(pf.dir, "sess.pem"), { port2: pf.smtpdPort2 });
       assert.equal(r.reused, true, `not resumed through the installed tlsmgr:\n${r.output}`);

@@ -2,11 +2,12 @@
  * fuzz-socket.test.ts - random bytes and random attribute lists sent to one
  *                       running daemon over its real socket.
  * Owns: the generators (token soup, lists of random and well-formed requests,
- *       huge and binary values, random write chunking, half-close), and an
- *       independent model of what the daemon must answer: one reply per complete
- *       list, in order, shaped for its request, with the status each request
- *       must get (the cache contents and the current ticket key are tracked), no
- *       reply to a trigger, and a close after a trigger or a bound exceeded.
+ *       huge and binary values, random write chunking, half-close), held
+ *       against an independent model of what the daemon must answer
+ *       (test/helpers/reply-model.ts): one reply per complete list, in order,
+ *       shaped for its request, with the status each request must get (the
+ *       cache contents and the current ticket key are tracked), no reply to a
+ *       trigger, and a close after a trigger or a bound exceeded.
  * Not here: slow, stuck and many clients (robustness/faults.test.ts); the
  *           exact wording of each reply (integration/daemon-replies.test.ts).
  * See also: src/protocol/attr0.ts (the bounds), src/server/connection.ts,
@@ -25,7 +26,8 @@ import fc from "fast-check";
 import { startDaemon } from "../helpers/daemon.js";
 import type { RunningDaemon } from "../helpers/daemon.js";
 import { attr0ListSplit, openAnnounced, rawTestInstance } from "../helpers/raw-conn.js";
-import type { RawAttr, RawTestInstance } from "../helpers/raw-conn.js";
+import type { RawTestInstance } from "../helpers/raw-conn.js";
+import { ReplyModel, show } from "../helpers/reply-model.js";
 
 const NAME_LIMIT = 256;
 const VALUE_LIMIT = 65536;
@@ -59,205 +61,15 @@ after(async () => {
 });
 
 // ---------------------------------------------------------------------------
-// The model
+// The model (test/helpers/reply-model.ts)
 
-/** What the test knows of the daemon's state. */
-interface Model {
-  caches: Record<"smtpd" | "smtp", Map<string, Buffer>>;
-  /** The current ticket key record (88 bytes), once one was handed out. */
-  ticket: Buffer | undefined;
-}
-
-const model: Model = { caches: { smtpd: new Map(), smtp: new Map() }, ticket: undefined };
-
-/** A check of one reply list: undefined when it is right, else why not. */
-type Check = (attrs: RawAttr[]) => string | undefined;
-
-const show = (attrs: ReadonlyArray<readonly [string, string]>) =>
-  JSON.stringify(attrs.map(([n, v]) => [n, v.length > 60 ? `${v.slice(0, 60)}...(${v.length})` : v]));
-
-// exact - the reply must be exactly these attributes
-function exact(want: Array<[string, string]>): Check {
-  return (got) => {
-    const same = got.length === want.length && got.every(([n, v], i) => n === want[i]![0] && v === want[i]![1]);
-    return same ? undefined : `expected ${show(want)}, got ${show(got)}`;
-  };
-}
-
-const B64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
-// modelInt - a request's integer as the daemon reads it (sscanf "%u" into an int)
-function modelInt(v: Buffer): number | undefined {
-  const m = /^([+-]?)([0-9]{1,20})$/.exec(v.toString("latin1"));
-  if (!m) return undefined;
-  const n = BigInt(m[2]!);
-  if (n > 0xffffffffn) return undefined;
-  return Number(BigInt.asIntN(32, m[1] === "-" ? -n : n));
-}
-
-// modelData - a request's base64 data, undefined when malformed
-function modelData(v: Buffer): Buffer | undefined {
-  const t = v.toString("latin1");
-  return B64_RE.test(t) ? Buffer.from(t, "base64") : undefined;
-}
-
-type Scanned = string | number | Buffer;
-
-// modelScan - attrs[1..] against a request's strict shape; undefined when it must fail
-function modelScan(attrs: Array<[string, Buffer]>, spec: Array<[string, "str" | "int" | "data"]>): Scanned[] | undefined {
-  const out: Scanned[] = [];
-  for (let i = 0; i < spec.length; i++) {
-    const a = attrs[1 + i];
-    const [name, type] = spec[i]!;
-    if (a === undefined || a[0] !== name) return undefined;
-    const v = type === "str" ? a[1].toString("latin1") : type === "int" ? modelInt(a[1]) : modelData(a[1]);
-    if (v === undefined) return undefined;
-    out.push(v);
-  }
-  return out;
-}
-
-// failReply - the -2 reply shaped for a request name
-function failReply(request: string | undefined): Check {
-  switch (request) {
-    case "seed":
-      return exact([["status", FAIL], ["seed", ""]]);
-    case "policy":
-      return exact([["status", FAIL], ["cachable", "0"], ["timeout", "0"]]);
-    case "lookup":
-      return exact([["status", FAIL], ["session", ""]]);
-    case "update":
-    case "delete":
-      return exact([["status", FAIL]]);
-    case "tktkey":
-      return exact([["status", FAIL], ["keybuf", ""]]);
-    default:
-      return exact([["status", FAIL]]);
-  }
-}
-
-const enabledCache = (type: string) => (type === "smtpd" || type === "smtp" ? model.caches[type] : undefined);
-
-// modelServe - the reply one complete list must get; applies its effect to the model
-function modelServe(attrs: Array<[string, Buffer]>): Check {
-  const first = attrs[0];
-  if (first === undefined || first[0] !== "request") return exact([["status", FAIL]]);
-  const request = first[1].toString("latin1");
-  switch (request) {
-    case "seed": {
-      const v = modelScan(attrs, [["size", "int"]]);
-      const n = v?.[0] as number | undefined;
-      if (n === undefined || n <= 0 || n > 255) return failReply(request);
-      return (got) => {
-        const seed = got[1]?.[1] ?? "";
-        const ok = got.length === 2 && got[0]![0] === "status" && got[0]![1] === OK && got[1]![0] === "seed" &&
-          B64_RE.test(seed) && Buffer.from(seed, "base64").length === n;
-        return ok ? undefined : `expected status 0 and ${n} seed bytes, got ${show(got)}`;
-      };
-    }
-    case "policy": {
-      const v = modelScan(attrs, [["cache_type", "str"]]);
-      const p = v ? POLICY[v[0] as string] : undefined;
-      if (!p) return failReply(request);
-      return exact([["status", OK], ["cachable", p[0]], ["timeout", p[1]]]);
-    }
-    case "lookup":
-    case "delete": {
-      const v = modelScan(attrs, [["cache_type", "str"], ["cache_id", "str"]]);
-      const cache = v ? enabledCache(v[0] as string) : undefined;
-      if (!v || !cache) return failReply(request);
-      const id = v[1] as string;
-      const hit = cache.get(id);
-      if (request === "delete") {
-        cache.delete(id);
-        return exact([["status", hit ? OK : ERR]]);
-      }
-      return exact(hit ? [["status", OK], ["session", hit.toString("base64")]] : [["status", ERR], ["session", ""]]);
-    }
-    case "update": {
-      const v = modelScan(attrs, [["cache_type", "str"], ["cache_id", "str"], ["session", "data"]]);
-      const cache = v ? enabledCache(v[0] as string) : undefined;
-      if (!v || !cache) return failReply(request);
-      cache.set(v[1] as string, v[2] as Buffer);
-      return exact([["status", OK]]);
-    }
-    case "tktkey": {
-      const v = modelScan(attrs, [["keyname", "data"]]);
-      if (!v) return failReply(request);
-      const name = v[0] as Buffer;
-      if (name.length !== 0 && name.length !== 16) return exact([["status", FAIL], ["keybuf", ""]]);
-      // Decided when the reply arrives: the first empty-name request creates the key.
-      return (got) => {
-        const current = model.ticket;
-        if (name.length === 16) {
-          if (current && current.subarray(0, 16).equals(name))
-            return exact([["status", OK], ["keybuf", current.toString("base64")]])(got);
-          return exact([["status", ERR], ["keybuf", name.toString("base64")]])(got);
-        }
-        if (current) return exact([["status", OK], ["keybuf", current.toString("base64")]])(got);
-        const keybuf = got[1]?.[1] ?? "";
-        const rec = Buffer.from(keybuf, "base64");
-        if (got.length !== 2 || got[0]![1] !== OK || got[1]![0] !== "keybuf" || rec.length !== 88)
-          return `expected status 0 and an 88-byte key record, got ${show(got)}`;
-        model.ticket = rec;
-        return undefined;
-      };
-    }
-    default:
-      return exact([["status", FAIL]]);
-  }
-}
-
-interface Expectation {
-  checks: Check[];
-  /** The daemon must close the connection (trigger, bound exceeded, or our end-of-input). */
-  closes: boolean;
-  /** Send only this many bytes (the daemon decides to close there). */
-  cut: number | undefined;
-}
-
-/**
- * modelRun - what the daemon must do with `input` on one fresh connection:
- * split it as the daemon's decoder must (bounds, trigger), serve each complete
- * list in order.
- */
-function modelRun(input: Buffer, ended: boolean): Expectation {
-  const checks: Check[] = [];
-  let attrs: Array<[string, Buffer]> = [];
-  let pos = 0;
-  const fail = (cut: number): Expectation => {
-    const first = attrs[0];
-    checks.push(failReply(first && first[0] === "request" ? first[1].toString("latin1") : undefined));
-    return { checks, closes: true, cut };
-  };
-  for (;;) {
-    const nameEnd = input.indexOf(0, pos);
-    if (nameEnd < 0) {
-      if (input.length - pos > NAME_LIMIT) return fail(pos + NAME_LIMIT + 1);
-      return { checks, closes: ended, cut: undefined };
-    }
-    if (nameEnd - pos > NAME_LIMIT) return fail(pos + NAME_LIMIT + 1);
-    const name = input.subarray(pos, nameEnd);
-    pos = nameEnd + 1;
-    if (name.length === 0) {
-      checks.push(modelServe(attrs));
-      attrs = [];
-      continue;
-    }
-    // A trigger is only the first thing on a connection, as master sends it.
-    if (checks.length === 0 && attrs.length === 0 && name.length === 1 && name[0] === 0x57)
-      return { checks, closes: true, cut: pos };
-    if (attrs.length >= COUNT_LIMIT) return fail(pos);
-    const valueEnd = input.indexOf(0, pos);
-    if (valueEnd < 0) {
-      if (input.length - pos > VALUE_LIMIT) return fail(pos + VALUE_LIMIT + 1);
-      return { checks, closes: ended, cut: undefined };
-    }
-    if (valueEnd - pos > VALUE_LIMIT) return fail(pos + VALUE_LIMIT + 1);
-    attrs.push([name.toString("latin1"), input.subarray(pos, valueEnd)]);
-    pos = valueEnd + 1;
-  }
-}
+const model = new ReplyModel({
+  nameLimit: NAME_LIMIT,
+  valueLimit: VALUE_LIMIT,
+  countLimit: COUNT_LIMIT,
+  policy: POLICY,
+  enabled: ["smtpd", "smtp"],
+});
 
 // ---------------------------------------------------------------------------
 // Generators (values print small: huge runs are {fill, len}, not bytes)
@@ -373,7 +185,7 @@ const WELL_FORMED_STATUS = new Set([OK, ERR, FAIL]);
 
 // runCase - send input to a fresh connection and hold every byte received against the model
 async function runCase(input: Buffer, how: { cuts: number[]; end: boolean }): Promise<void> {
-  const want = modelRun(input, how.end);
+  const want = model.run(input, how.end);
   const send = want.cut === undefined ? input : input.subarray(0, want.cut);
   const c = await openAnnounced(daemon.socket);
   try {

@@ -1,7 +1,7 @@
 /**
  * import-graph.test.ts - the import picture of src/: no file imports itself
  *                        back through others, and no folder of src/ does.
- * Owns: reading the relative imports of every .ts file under src/ (import, export from,
+ * Owns: reading the relative imports of every .ts (and CommonJS .cts) file under src/ (import, export from,
  *       import(), type imports too) with TypeScript's own pre-processor, and
  *       the two checks, each failing with every cycle it finds written out.
  * Not here: what the folders are for (docs/dev/helper-brief.md, README layout).
@@ -24,7 +24,7 @@ function sourceFiles(dir: string): string[] {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) out.push(...sourceFiles(p));
-    else if (e.name.endsWith(".ts") && !e.name.endsWith(".d.ts")) out.push(path.relative(ROOT, p));
+    else if ((e.name.endsWith(".ts") || e.name.endsWith(".cts")) && !e.name.endsWith(".d.ts")) out.push(path.relative(ROOT, p));
   }
   return out.sort();
 }
@@ -39,7 +39,7 @@ function importGraph(): Map<string, Set<string>> {
     const info = ts.preProcessFile(readFileSync(path.join(ROOT, file), "utf8"), true, true);
     for (const ref of info.importedFiles) {
       if (!ref.fileName.startsWith(".")) continue;
-      const target = path.join(path.dirname(file), ref.fileName).replace(/\.js$/, ".ts");
+      const target = path.join(path.dirname(file), ref.fileName).replace(/\.js$/, ".ts").replace(/\.cjs$/, ".cts");
       if (known.has(target)) to.add(target);
     }
     graph.set(file, to);

@@ -4,7 +4,8 @@
  * Owns: the file name (map name + ".lmdb" for all three types), create or
  *       truncate at open, raw binary keys and values, the write-behind overlay,
  *       the chunked walk, the encoding of keys LMDB cannot hold.
- * Not here: timestamps and expiry (cache/scache.ts); which types exist (backends/index.ts).
+ * Not here: timestamps and expiry (cache/scache.ts); which types exist (backends/index.ts);
+ *           the latency and error counters it bumps (stats/counters.ts lmdbCounters).
  * See also: postfix/src/util/dict_lmdb.c, cache/backend.ts, test/conformance/lmdb.test.ts
  *
  * Storage: key = the UTF-8 bytes of the cache id, value = the bytes as given;
@@ -66,6 +67,8 @@ import type { BackendInfo, BackendOpenOptions, CacheBackend } from "../backend.j
 import { errorText } from "../../log/errors.js";
 import { msgInfo, msgWarn } from "../../log/msg.js";
 import { LoopBusyGauge } from "../../util/loop-busy.js";
+import { lmdbCounters } from "../../stats/counters.js";
+import { lmdbWriteErrorText } from "./lmdb-errno.js";
 
 export const LMDB_MAP_TYPES = ["lmdb", "btree", "hash"];
 export const LMDB_SUFFIX = ".lmdb";
@@ -172,7 +175,9 @@ export class LmdbBackend implements CacheBackend {
   /** #readCommitted - the value in the file, in lmdb-js's shared read buffer. */
   #readCommitted(id: string): Buffer | undefined {
     const { key, long } = encodeKey(id);
+    const t0 = performance.now();
     const fast = this.#db.getBinaryFast(key);
+    lmdbCounters.read.observeSince(t0);
     if (fast === undefined) return undefined;
     // lmdb-js's reused buffer is longer than the value and fakes its length:
     // a plain view of the value's bytes (no copy) is safe to slice.
@@ -243,6 +248,7 @@ export class LmdbBackend implements CacheBackend {
       this.#lostSinceFailing += batch.size; // backing off after a failed write (see #writeFailed)
       return;
     }
+    const t0 = performance.now();
     try {
       this.#db.transactionSync(() => {
         for (const [id, value] of batch) {
@@ -252,14 +258,19 @@ export class LmdbBackend implements CacheBackend {
             else this.#db.putSync(key, long ? wrapLong(long, value) : value);
           } catch (err) {
             // One entry LMDB refuses must not cost the others their place.
+            lmdbCounters.errors++;
             msgWarn(`${this.type}:${this.name}: cannot write cache entry: ${errorText(err)}`);
           }
         }
       });
     } catch (err) {
-      this.#writeFailed(batch.size, err);
+      lmdbCounters.errors++;
+      let bytes = 0;
+      for (const v of batch.values()) bytes += v?.length ?? 0;
+      this.#writeFailed(batch.size, err, bytes);
       return;
     }
+    lmdbCounters.commit.observeSince(t0);
     if (this.#lostSinceFailing >= 0) {
       msgInfo(`${this.type}:${this.name}: cache writes succeed again; ${this.#lostSinceFailing} entries were not stored`);
       this.#lostSinceFailing = -1;
@@ -276,13 +287,17 @@ export class LmdbBackend implements CacheBackend {
    * 3.5.6 was seen to abort the process (free(): invalid pointer) after a
    * series of failed synchronous commits.
    */
-  #writeFailed(entries: number, err: unknown): void {
+  #writeFailed(entries: number, err: unknown, bytes: number): void {
     this.#backoffMs = Math.min(WRITE_BACKOFF_MAX_MS, Math.max(WRITE_BACKOFF_FIRST_MS, this.#backoffMs * 2));
     this.#writesResumeAt = Date.now() + this.#backoffMs;
     if (this.#lostSinceFailing < 0) {
-      msgWarn(
-        `${this.type}:${this.name}: cannot write cache entries: ${errorText(err)};` +
-          ` new entries are not stored for ${this.#backoffMs / 1000}s, then tried again`,
+      // LMDB reports a full disk as EIO: lmdb-errno.ts finds the real cause (statfs, asynchronously).
+      const backoff = this.#backoffMs;
+      void lmdbWriteErrorText(err, this.file, bytes).then((why) =>
+        msgWarn(
+          `${this.type}:${this.name}: cannot write cache entries: ${why};` +
+            ` new entries are not stored for ${backoff / 1000}s, then tried again`,
+        ),
       );
       this.#lostSinceFailing = 0;
     }

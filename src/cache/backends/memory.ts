@@ -29,6 +29,11 @@ export class MemoryBackend implements CacheBackend {
     return this.#map.get(key);
   }
 
+  /** peek - as lookup(): the Map hands out what it holds either way (scache reads sizes through it, cache/cache-bound.ts). */
+  peek(key: string): Buffer | undefined {
+    return this.#map.get(key);
+  }
+
   update(key: string, value: Buffer): void {
     this.#map.set(key, value);
   }
