@@ -3,9 +3,10 @@
  *           skeleton, as tlsmgr.c's main() hands its hooks to multi_server_main.
  * Owns: tlsmgr's hooks: pre-init (with privileges and mail_owner's effective
  *       ids: the PRNG exchange file and pool, the session caches, the ticket
- *       keys; the request handlers' state and its statistics), post-init
- *       (the cache sweeps, the metrics server, the start-up info lines),
- *       before-exit (save the PRNG exchange file),
+ *       keys, a store that cannot be used giving way as Postfix's do; the
+ *       request handlers' state and its statistics), post-init (the cache
+ *       sweeps, the metrics server, the start-up info lines), before-exit
+ *       (save the PRNG exchange file),
  *       the --home mode's cache defaults, and what runs after each request
  *       (the time of day into the PRNG pool).
  * Not here: the daemon's life cycle, command line, configuration, logging,
@@ -39,7 +40,8 @@ import { startListener } from "./server/listener.js";
 import { statsSources } from "./server/stats-sources.js";
 import { metricsAddressOf, startMetricsServer } from "./stats/metrics-server.js";
 import type { StatsSources } from "./stats/stats-view.js";
-import { openTicketKeySource } from "./tickets/key-source.js";
+import { ticketKeysOrMemory } from "./tickets/key-fallback.js";
+import { cacheUnavailable } from "./cache/unavailable-cache.js";
 
 /** Bytes of each cache entry (time stamp and session start) that the sweep mixes into the PRNG pool. */
 const SWEEP_MIX_BYTES = 64;
@@ -101,10 +103,13 @@ async function tlsmgrPreInit(ctx: MultiServerContext): Promise<Tlsmgr> {
       ownerUid: redirect.ownerUid,
       onSweepEntry: (_type, id, value) => pool.mixEntry(id, value.subarray(0, SWEEP_MIX_BYTES)),
       limits: (type) => scacheLimitsOf(cfg, type),
+      // As Postfix's daemons: a cache that cannot be opened is served unavailable unless this says no.
+      surrogates: !/^yes$/i.test(cfg.lookup("daemon_table_open_error_is_fatal") ?? "no"),
     }),
   );
   ctx.atClose(() => caches.close());
-  const tickets = await openTicketKeySource({
+  // A key store that cannot be used gives way to memory keys (tickets/key-fallback.ts).
+  const { source: tickets, fallback: keysInMemory } = await ticketKeysOrMemory({
     tlsmgr_ticket_key_database: cfg.tlsmgr_ticket_key_database,
     main_cf_path: cfg.main_cf_path,
     ...(ids ? { keyFileOwner: ids } : {}),
@@ -116,7 +121,8 @@ async function tlsmgrPreInit(ctx: MultiServerContext): Promise<Tlsmgr> {
     databases: { smtpd: cfg.caches.smtpd.database, smtp: cfg.caches.smtp.database, lmtp: cfg.caches.lmtp.database },
     limits: (type) => scacheLimitsOf(cfg, type).limits,
     tickets,
-    ticketDatabase: cfg.tlsmgr_ticket_key_database,
+    // the store that serves: memory ("") when the configured one gave way
+    ticketDatabase: keysInMemory ? "" : cfg.tlsmgr_ticket_key_database,
     prng: pool,
   });
   const served = smtpdServiceAliases(caches, cfg.tlsmgr_smtpd_cache_shared_services);
@@ -158,8 +164,10 @@ function tlsmgrPostInit(ctx: MultiServerContext, t: Tlsmgr): void {
     ctx.atClose(() => metrics.close());
   }
   for (const type of CACHE_TYPES) {
-    if (t.caches.get(type))
-      msgInfo(`${type} session cache: ${ctx.cfg.caches[type].database}, timeout ${t.caches.timeout(type)}s`);
+    const cache = t.caches.get(type);
+    if (cache)
+      msgInfo(`${type} session cache: ${ctx.cfg.caches[type].database}, `
+        + (cacheUnavailable(cache) ? "unavailable (see the error above)" : `timeout ${t.caches.timeout(type)}s`));
   }
 }
 

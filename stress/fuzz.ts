@@ -94,22 +94,17 @@ class Fuzzer {
       `tlsmgr_attr_value_limit = ${FUZZ_LIMITS.valueLimit}`,
       `tlsmgr_attr_count_limit = ${FUZZ_LIMITS.countLimit}`,
     ]);
-    let partial = "";
     const daemon = await startDaemon({
       configDir: inst.dir,
       socket: inst.socket,
       stderrKeep: 20_000,
-      onStderr: (text) => {
-        const lines = (partial + text).split("\n");
-        partial = lines.pop()!;
-        for (const l of lines) {
-          if (l.includes(": warning: ")) this.f.warningLines++;
-          if (/: (fatal|panic): /.test(l)) {
-            this.f.fatalOrPanicLines++;
-            this.#keep("daemon-fatal", Buffer.from(l), [l]);
-          }
-          if (/request from .* failed/.test(l)) this.f.failedRequestLines++;
+      onStderrLine: (l) => {
+        if (l.includes(": warning: ")) this.f.warningLines++;
+        if (/: (fatal|panic): /.test(l)) {
+          this.f.fatalOrPanicLines++;
+          this.#keep("daemon-fatal", Buffer.from(l), [l]);
         }
+        if (/request from .* failed/.test(l)) this.f.failedRequestLines++;
       },
     });
     return { inst, daemon, generation };

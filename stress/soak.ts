@@ -267,18 +267,13 @@ async function main(): Promise<void> {
   ]);
   let warnings = 0;
   let fatal = 0;
-  let partial = "";
   const daemon = await startDaemon({
     configDir: inst.dir,
     socket: inst.socket,
     stderrKeep: 20_000,
-    onStderr: (text) => {
-      const lines = (partial + text).split("\n");
-      partial = lines.pop()!;
-      for (const l of lines) {
-        if (l.includes(": warning: ")) warnings++;
-        if (/: (fatal|panic): /.test(l)) fatal++;
-      }
+    onStderrLine: (l) => {
+      if (l.includes(": warning: ")) warnings++;
+      if (/: (fatal|panic): /.test(l)) fatal++;
     },
   });
   const pid = daemon.proc.pid!;

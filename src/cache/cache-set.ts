@@ -4,10 +4,11 @@
  * Owns: timeout sanitising, "enabled" (database non-empty and timeout > 0),
  *       the duplicate-database check (a file serves one cache; a shared
  *       store such as redis: may serve them all), data_directory redirection,
- *       create-or-truncate, the start-up info line, which *_tls_loglevel
- *       levels turn on cache logging, starting the sweeps, handing each
- *       cache its entry and byte limits, and the cache set's view for the
- *       request handlers (SessionCaches).
+ *       create-or-truncate, a cache that cannot be opened served
+ *       unavailable (cache/unavailable-cache.ts), the start-up info line,
+ *       which *_tls_loglevel levels turn on cache logging, starting the
+ *       sweeps, handing each cache its entry and byte limits, and the cache
+ *       set's view for the request handlers (SessionCaches).
  * Not here: entries, expiry, the sweep itself, the "type:name" check
  *           (cache/scache.ts); reading main.cf and the loglevel words
  *           (config/params.ts); the redirect rule (config/data-redirect.ts);
@@ -24,6 +25,8 @@ import "./backends/index.js";
 import { dataRedirectMap, type DataRedirectEnv } from "../config/data-redirect.js";
 import type { ScacheConfig } from "../config/params.js";
 import { scacheMapCheck, scacheOpenMap, type SessionCache, type SessionCacheOps } from "./scache.js";
+import { backendInfo, splitMapName } from "./backend.js";
+import { cacheOpenAttempt, unavailableCache } from "./unavailable-cache.js";
 import { msgFatal, msgInfo } from "../log/msg.js";
 import { TLS_LOG_CACHE, tlsLogMask } from "../config/tls-log-mask.js";
 import { CACHE_TYPES, type CacheType } from "../protocol/tlsmgr-proto.js";
@@ -52,6 +55,8 @@ export interface CacheSetOptions {
   onSweepEntry?: (type: CacheType, id: string, value: Buffer) => void;
   /** Each cache's entry and byte limits and their names (config/params.ts scacheLimitsOf; cache/cache-bound.ts). */
   limits?: (type: CacheType) => { limits: CacheLimits; params: CacheLimitParams };
+  /** false (daemon_table_open_error_is_fatal = yes): a cache that cannot be opened is fatal. Default true. */
+  surrogates?: boolean;
 }
 
 /** The caches as the request handlers see them (server/handlers.ts). */
@@ -80,12 +85,18 @@ export function tlsLogCache(param: string, value: string): boolean {
   return (tlsLogMask(param, value) & TLS_LOG_CACHE) !== 0;
 }
 
+/** surrogateName - type and name of a database that did not pass scacheMapCheck, for its warnings. */
+function surrogateName(database: string, defaultType: string): { type: string; name: string } {
+  return splitMapName(database) ?? { type: defaultType, name: database.replace(/^:/, "") };
+}
+
 /**
  * openCacheSet - tlsmgr_pre_init()'s cache part: sanitise each timeout, and
  * open (create or truncate) each enabled cache, in the order smtpd, smtp,
- * lmtp. Fatal on a file-based database named twice (or two names of one
- * file), an unknown map type, or a failed open (the caches already opened
- * are closed first).
+ * lmtp. Fatal on a file-based database named twice, or two names of one
+ * file (the caches already opened are closed first); a cache with a bad
+ * name, an unknown map type or a failed open is served unavailable
+ * (cache/unavailable-cache.ts), as Postfix's is.
  */
 export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = {}): Promise<CacheSet> {
   const caches = new Map<CacheType, SessionCache>();
@@ -100,6 +111,8 @@ export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = 
   };
   // Fatal lines name main.cf as the configuration parser's do.
   const where = cfg.main_cf_path ? `${cfg.main_cf_path}: ` : "";
+  const clockOpt = opts.clock ? { clock: opts.clock } : {};
+  const surrogates = opts.surrogates ?? true;
 
   try {
     for (const type of CACHE_TYPES) {
@@ -109,10 +122,10 @@ export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = 
       if (timeout <= 0 || c.database === "") continue;
       const context = `${where}parameter ${c.param.database}: `;
 
-      const map = scacheMapCheck(c.database, context, defaultType);
       // A shared store that keeps each cache's keys apart (redis:) may serve
       // every cache from one table; a file may serve only one cache.
-      if (!map.info.sharedByCaches) {
+      const shared = backendInfo(splitMapName(c.database)?.type ?? defaultType)?.sharedByCaches === true;
+      if (!shared) {
         const dup = dupFilter.get(c.database);
         if (dup)
           msgFatal(
@@ -122,7 +135,17 @@ export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = 
         dupFilter.set(c.database, type);
       }
 
-      const spec = await dataRedirectMap(c.database, env, defaultType);
+      // A cache that cannot be opened is served unavailable, as Postfix's
+      // dict_surrogate: an error line now, warnings on use (unavailable-cache.ts).
+      const checked = await cacheOpenAttempt(context, c.database, async () => {
+        const map = scacheMapCheck(c.database, context, defaultType);
+        return { map, spec: await dataRedirectMap(c.database, env, defaultType) };
+      }, surrogates);
+      if (!checked.ok) {
+        caches.set(type, unavailableCache(type, surrogateName(c.database, defaultType), checked.reason, timeout, context, clockOpt));
+        continue;
+      }
+      const { map, spec } = checked.value;
       const name = spec.slice(map.type.length + 1);
       // Stricter than Postfix: btree:/x/a and lmdb:/x/a (or two paths redirected
       // to one data_directory file) would share, and truncate, one LMDB file.
@@ -138,13 +161,16 @@ export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = 
         msgInfo(`${spec} is served by ${map.info.kind ?? map.info.types[0]} file ${file}`);
 
       const hook = opts.onSweepEntry;
-      const cache = await scacheOpenMap({ ...map, name }, type, tlsLogCache(c.param.loglevel, c.loglevel), timeout, {
-        ...(opts.clock ? { clock: opts.clock } : {}),
-        ...(hook ? { onSweepEntry: (id: string, value: Buffer) => hook(type, id, value) } : {}),
-        ...(opts.limits ? { limits: opts.limits(type).limits, limitParams: opts.limits(type).params } : {}),
-        context,
-      });
-      caches.set(type, cache);
+      const opened = await cacheOpenAttempt(context, spec, () =>
+        scacheOpenMap({ ...map, name }, type, tlsLogCache(c.param.loglevel, c.loglevel), timeout, {
+          ...clockOpt,
+          ...(hook ? { onSweepEntry: (id: string, value: Buffer) => hook(type, id, value) } : {}),
+          ...(opts.limits ? { limits: opts.limits(type).limits, limitParams: opts.limits(type).params } : {}),
+          context,
+        }),
+        surrogates,
+      );
+      caches.set(type, opened.ok ? opened.value : unavailableCache(type, { type: map.type, name }, opened.reason, timeout, context, clockOpt));
     }
   } catch (err) {
     await Promise.allSettled([...caches.values()].map((c) => c.close()));

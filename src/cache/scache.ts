@@ -39,7 +39,7 @@
 import { backendInfo, splitMapName, type BackendInfo, type CacheBackend, type MaybePromise } from "./backend.js";
 import { CacheAccount, entrySize, type CacheLimitParams, type CacheLimits } from "./cache-bound.js";
 import { ERR_BACKEND_UNAVAILABLE, errorCode, errorText } from "../log/errors.js";
-import { msgFatal, msgInfo, msgWarn, printable } from "../log/msg.js";
+import { FatalError, msgFatal, msgInfo, msgWarn, printable } from "../log/msg.js";
 import { systemClock, type Clock } from "../util/clock.js";
 import { CacheCounters } from "../stats/counters.js";
 
@@ -550,6 +550,7 @@ export async function scacheOpenMap(
   try {
     backend = await map.info.open(map.name, { truncate: true, type: map.type, timeout, cache: label });
   } catch (err) {
+    if (err instanceof FatalError) throw err; // logged where it was found (e.g. the redis: table file)
     msgFatal(`${opts.context ?? ""}cannot open ${map.type}:${map.name}: ${errorText(err)}`);
   }
   const cacheOpts: SessionCacheOptions = { label, backend, timeout, verbose };

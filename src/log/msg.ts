@@ -14,6 +14,7 @@
  * Never pass session bytes or key material to these functions.
  */
 
+import { AsyncLocalStorage } from "node:async_hooks";
 import { ERR_FATAL, ERR_PANIC, TlsmgrError } from "./errors.js";
 
 export type MsgLevel = "info" | "warning" | "error" | "fatal" | "panic";
@@ -116,9 +117,21 @@ export function msgError(text: string): void {
   emit("error", text);
 }
 
+/** Set inside withFatalAsError(): msgFatal logs an error line (it still throws). */
+const fatalAsError = new AsyncLocalStorage<true>();
+
+/**
+ * withFatalAsError - run fn with msgFatal logging `error:` instead of
+ * `fatal:` (it still throws FatalError), for a caller that carries on with
+ * reduced function when fn fails: Postfix's dict_allow_surrogate.
+ */
+export function withFatalAsError<T>(fn: () => Promise<T>): Promise<T> {
+  return fatalAsError.run(true, fn);
+}
+
 /** msgFatal - log and throw FatalError; main() turns it into exit status 1. */
 export function msgFatal(text: string): never {
-  emit("fatal", text);
+  emit(fatalAsError.getStore() ? "error" : "fatal", text);
   throw new FatalError(text);
 }
 

@@ -46,8 +46,8 @@ export interface StartDaemonOptions {
   wrapper?: string[];
   /** Keep only the last this many characters of stderr (long runs); all of it when absent. */
   stderrKeep?: number;
-  /** Told every piece of stderr as it comes (long runs count lines instead of keeping them). */
-  onStderr?: (text: string) => void;
+  /** Told every whole line of stderr as it comes (long runs count lines instead of keeping them). */
+  onStderrLine?: (line: string) => void;
 }
 
 export interface RunningDaemon {
@@ -133,9 +133,14 @@ export async function startDaemon(opts: StartDaemonOptions = {}): Promise<Runnin
 
   let err = "";
   let out = "";
+  let partialLine = "";
   proc.stderr?.on("data", (d: Buffer) => {
     const text = d.toString("utf8");
-    opts.onStderr?.(text);
+    if (opts.onStderrLine) {
+      const lines = (partialLine + text).split("\n");
+      partialLine = lines.pop()!;
+      for (const line of lines) opts.onStderrLine(line);
+    }
     err += text;
     if (opts.stderrKeep !== undefined && err.length > 2 * opts.stderrKeep) err = err.slice(-opts.stderrKeep);
   });

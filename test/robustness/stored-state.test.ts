@@ -99,12 +99,26 @@ test("session cache entries do not survive a restart (truncated at start-up)", a
   }
 });
 
-test("a session cache path that is a directory: fatal naming it, exit 1, no socket", async () => {
+test("a session cache path that is a directory: one error naming it, the cache unavailable, the daemon serves", async () => {
   const inst = rawTestInstance("cache", [CACHE]);
   try {
     mkdirSync(join(inst.dataDir, "smtpd_scache.lmdb"));
-    const exit = await daemonRunToExit(inst.dir, inst.socket);
-    assert.deepEqual(daemonExitProblems(exit, inst.socket, [join(inst.dataDir, "smtpd_scache")]), [], `stderr:\n${exit.stderr}`);
+    const log = await withDaemon(inst, async (d) => {
+      const c = await openAnnounced(d.socket);
+      try {
+        // as Postfix's surrogate: lookups miss, the update is dropped (status 0), the seed is served
+        assert.equal(await c.exchange("request\0lookup\0cache_type\0smtpd\0cache_id\0k\0\0", MISS), MISS);
+        assert.equal(await c.exchange("request\0update\0cache_type\0smtpd\0cache_id\0k\0session\0AAAA\0\0", OK), OK);
+        assert.equal(await c.exchange("request\0lookup\0cache_type\0smtpd\0cache_id\0k\0\0", MISS), MISS);
+        assert.match(await c.reply("request\0seed\0size\x0032\0\0"), /^status\x000\0seed\0/);
+      } finally {
+        c.close();
+      }
+    });
+    const errors = log.split("\n").filter((l) => /: error: /.test(l));
+    assert.equal(errors.length, 1, log);
+    assert.ok(errors[0]!.includes(join(inst.dataDir, "smtpd_scache")), errors[0]);
+    assert.doesNotMatch(log, /fatal: /);
   } finally {
     inst.cleanup();
   }

@@ -22,6 +22,7 @@ import { SCACHE_PARAMS } from "../../src/config/params.js";
 import { CACHE_TYPES } from "../../src/protocol/tlsmgr-proto.js";
 import { manualClock } from "../../src/util/clock.js";
 import { captureMsgsEach } from "../helpers/msg-capture.js";
+import { cacheUnavailable } from "../../src/cache/unavailable-cache.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const lines = captureMsgsEach();
@@ -187,19 +188,35 @@ describe("openCacheSet", () => {
     await set.close();
   });
 
-  it("is fatal for an unsupported map type, naming the parameter", async () => {
+  it("serves an unsupported map type as unavailable, with one error naming the parameter", async () => {
     const { cfg } = await config({ smtp_tls_session_cache_database: "foo:/x/smtp_scache" });
-    await assert.rejects(openCacheSet(cfg, { ownerUid: ownUid }), { code: "TLSMGR_FATAL" });
-    assert.equal(lines.at(-1), "fatal: parameter smtp_tls_session_cache_database: unsupported dictionary type: foo");
+    const set = await openCacheSet(cfg, { ownerUid: ownUid });
+    try {
+      assert.deepEqual(lines.filter((l) => !l.startsWith("info: ")), ["error: parameter smtp_tls_session_cache_database: unsupported dictionary type: foo"]);
+      const smtp = set.get("smtp")!;
+      assert.ok(cacheUnavailable(smtp), "a surrogate");
+      assert.ok(!cacheUnavailable(set.get("smtpd")!), "the other cache is opened");
+      assert.equal(set.timeout("smtp"), 3600, "policy reports its timeout, as Postfix's surrogate");
+      assert.equal(await smtp.lookup("id"), undefined);
+      assert.equal(lines.at(-1), "warning: parameter smtp_tls_session_cache_database: foo:/x/smtp_scache is unavailable. unsupported dictionary type: foo");
+    } finally {
+      await set.close();
+    }
     lines.length = 0;
     const bad = await config({ smtpd_tls_session_cache_database: "btree:" });
-    await assert.rejects(openCacheSet(bad.cfg, { ownerUid: ownUid }), { code: "TLSMGR_FATAL" });
-    assert.equal(lines.at(-1), 'fatal: parameter smtpd_tls_session_cache_database: open dictionary: expecting "type:name" form instead of "btree:"');
+    const set2 = await openCacheSet(bad.cfg, { ownerUid: ownUid });
+    await set2.close();
+    assert.deepEqual(lines.filter((l) => !l.startsWith("info: ")), ['error: parameter smtpd_tls_session_cache_database: open dictionary: expecting "type:name" form instead of "btree:"']);
   });
 
-  it("is fatal when a cache cannot be opened", async () => {
+  it("serves a cache that cannot be opened as unavailable; fatal with surrogates off", async () => {
     const { cfg } = await config({ smtpd_tls_session_cache_database: `lmdb:${tmp}/missing-dir/smtpd_scache` });
-    await assert.rejects(openCacheSet(cfg, { ownerUid: ownUid }), { code: "TLSMGR_FATAL" });
+    const set = await openCacheSet(cfg, { ownerUid: ownUid });
+    await set.close();
+    assert.deepEqual(lines.filter((l) => !l.startsWith("info: ")), [`error: parameter smtpd_tls_session_cache_database: cannot open lmdb:${tmp}/missing-dir/smtpd_scache: No such file or directory`]);
+    assert.ok(cacheUnavailable(set.get("smtpd")!));
+    lines.length = 0;
+    await assert.rejects(openCacheSet(cfg, { ownerUid: ownUid, surrogates: false }), { code: "TLSMGR_FATAL" });
     assert.equal(lines.at(-1), `fatal: parameter smtpd_tls_session_cache_database: cannot open lmdb:${tmp}/missing-dir/smtpd_scache: No such file or directory`);
   });
 
