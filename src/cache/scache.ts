@@ -548,7 +548,7 @@ export async function scacheOpenMap(
   if (verbose) msgInfo(`open ${label} TLS cache ${map.type}:${map.name}`);
   let backend: CacheBackend;
   try {
-    backend = await map.info.open(map.name, { truncate: true, type: map.type, timeout });
+    backend = await map.info.open(map.name, { truncate: true, type: map.type, timeout, cache: label });
   } catch (err) {
     if (err instanceof FatalError) throw err; // logged where it was found (e.g. the redis: table file)
     msgFatal(`${opts.context ?? ""}cannot open ${map.type}:${map.name}: ${errorText(err)}`);

@@ -11,12 +11,17 @@
  *           (redis/table.ts); timestamps (cache/scache.ts).
  * See also: cache/backend.ts, memcache_table(5), test/conformance/redis.test.ts
  *
- * Map name: the table file, e.g. redis:/etc/postfix/tls-redis.cf. Each cache
- * needs its own table file (Postfix refuses one database for two caches),
- * and, when they share servers, its own key_prefix.
+ * Map name: the table file, e.g. redis:/etc/postfix/tls-redis.cf. One table
+ * may serve the smtpd, smtp and lmtp caches and tlsmgr_ticket_key_database
+ * at once (one connection, cache-set.ts allows it: sharedByCaches), or each
+ * may have a table of its own, with its own key_prefix or not.
  *
- * Keys: key_prefix + "session:" + the cache id (UTF-8). Values: the bytes
- * as given (scache's timestamp and the session). Every update sets a TTL of
+ * Keys: key_prefix + cache type + ":session:" + the cache id (UTF-8), e.g.
+ * "tlsmgr:smtpd:session:<id>" and "tlsmgr:smtp:session:<id>"; the cache
+ * type is BackendOpenOptions.cache (scache.ts passes it), and an opener
+ * that gives none gets key_prefix + "session:" + id. Ticket keys live
+ * beside them under key_prefix + "tktkey:" (tickets/redis-keys.ts).
+ * Values: the bytes as given (scache's timestamp and the session). Every update sets a TTL of
  * the cache timeout plus one second (BackendOpenOptions.timeout, else
  * REDIS_DEFAULT_TTL), so Redis drops entries by itself: the backend says so
  * with expiresByItself, and no sweep need walk a shared store.
@@ -42,6 +47,11 @@ export const REDIS_SCAN_COUNT = 256;
 export const REDIS_DEFAULT_TTL = 3600;
 const SESSION_INFIX = "session:";
 
+/** redisSessionPrefix - what comes before a cache id in its key (see the header). */
+export function redisSessionPrefix(keyPrefix: string, cache?: string): string {
+  return keyPrefix + (cache !== undefined && cache !== "" ? `${cache}:` : "") + SESSION_INFIX;
+}
+
 /** globEscape - text matched literally by a Redis MATCH pattern. */
 function globEscape(text: string): string {
   return text.replace(/[*?[\]\\]/g, "\\$&");
@@ -62,11 +72,11 @@ export class RedisBackend implements CacheBackend {
   /** Writes not yet answered: close() waits for them (each is bounded by the timeout). */
   readonly #inflight = new Set<Promise<unknown>>();
 
-  constructor(link: RedisLink, type: string, name: string, ttl: number) {
+  constructor(link: RedisLink, type: string, name: string, ttl: number, cache?: string) {
     this.#link = link;
     this.type = type;
     this.name = name;
-    this.#prefix = link.table.keyPrefix + SESSION_INFIX;
+    this.#prefix = redisSessionPrefix(link.table.keyPrefix, cache);
     this.#prefixLen = Buffer.byteLength(this.#prefix);
     this.#ttl = ttl;
   }
@@ -157,11 +167,12 @@ export class RedisBackend implements CacheBackend {
 export async function redisOpen(name: string, opts: BackendOpenOptions): Promise<RedisBackend> {
   const link = await redisLinkOpen(name);
   const timeout = opts.timeout !== undefined && opts.timeout > 0 ? opts.timeout : REDIS_DEFAULT_TTL;
-  return new RedisBackend(link, opts.type ?? "redis", name, Math.ceil(timeout) + 1);
+  return new RedisBackend(link, opts.type ?? "redis", name, Math.ceil(timeout) + 1, opts.cache);
 }
 
 export const redisBackendInfo: BackendInfo = {
   types: REDIS_MAP_TYPES,
   open: redisOpen,
   kind: "Redis",
+  sharedByCaches: true,
 };
