@@ -21,7 +21,7 @@ import { LatencyHistogram } from "./histogram.js";
 import { MixPicker, REQUEST_KINDS, Rng, type Mix, type RequestKind } from "./mix.js";
 import { machineBusySeconds, procCpuSeconds } from "./proc-stats.js";
 import {
-  deleteRequest, lookupRequest, policyRequest, replyAttr, replyEnd, replyStatus, seedRequest,
+  deleteRequest, lookupRequest, policyRequest, replyAttr, replyEnd, replySessionTag, replyStatus, seedRequest,
   tktkeyRequest, updateRequest,
 } from "./wire.js";
 import { chooseId, type Keyspace, type SessionPool } from "./workload.js";
@@ -208,6 +208,41 @@ export interface LoadOptions {
   seriesIntervalMs?: number;
   /** stop early when this resolves true (checked each 100 ms) */
   stopWhen?: () => boolean;
+  /** record every request of the window slower than this (us) in LoadResult.slow */
+  slowUs?: number;
+  /**
+   * A farm: connection i goes to hosts[i % hosts.length], with that host's
+   * sessions and daemon (socket, sessions and daemonPid above are then
+   * unused); LoadResult.perHost has each host's figures.
+   */
+  hosts?: LoadHost[];
+  /** pids of a shared store (Redis) whose CPU is measured over the window */
+  storePids?: () => number[];
+  /** count, per host, lookup hits on entries this host wrote and on entries another host wrote (sessions tagged: workload.ts) */
+  trackOrigin?: boolean;
+  /** actions run once, each at its time (seconds since the load began, warm-up included; checked every 20 ms) */
+  actions?: Array<[number, () => void]>;
+}
+
+/** One host of a farm load. */
+export interface LoadHost {
+  socket: string;
+  /** this host's session values (tagged with its index for trackOrigin) */
+  sessions: SessionPool;
+  daemonPid?: () => number | undefined;
+}
+
+/** One host's figures over the window. */
+export interface HostLoad {
+  byKind: Partial<Record<RequestKind, KindStats>>;
+  all: LatencyHistogram;
+  requests: number;
+  errors: number;
+  daemonCpuSec: number | undefined;
+  /** lookup hits (trackOrigin): on entries this host wrote, another host wrote, or untagged ones */
+  hitsOwn: number;
+  hitsOther: number;
+  hitsUntagged: number;
 }
 
 export interface SeriesPoint {
@@ -244,7 +279,22 @@ export interface LoadResult {
   failures: string[];
   /** wall-clock ms (Date.now) of the start of the measured window */
   windowStartMs: number;
+  /** per series interval: lookups answered and lookups with status 0 (warm-up included) */
+  seriesLookups: Array<[number, number]>;
+  /** with slowUs: [start us on the monotonic clock (MONO_BASE_US), latency us, kind index in REQUEST_KINDS] per slow request */
+  slow: number[];
+  /** the measured window on the monotonic clock, us */
+  windowMonoUs: [number, number];
+  /** each host's figures (one entry without LoadOptions.hosts) */
+  perHost: HostLoad[];
+  /** CPU seconds of LoadOptions.storePids over the window */
+  storeCpuSec: number | undefined;
+  /** performance.now() when the load began (the series' time 0) */
+  t0: number;
 }
+
+/** us on the monotonic clock (process.hrtime: the same clock in every process) at performance.now() === 0 */
+export const MONO_BASE_US = Number(process.hrtime.bigint() / 1000n) - performance.now() * 1000;
 
 /** openConnections - n connections in parallel batches; rejects on the first failure */
 export async function openConnections(path: string, n: number, timeoutMs = 10_000): Promise<LoadConnection[]> {
@@ -358,12 +408,33 @@ function classify(s: KindStats, status: number): void {
  */
 export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const timeoutMs = o.timeoutMs ?? 10_000;
-  const conns = await openConnections(o.socket, o.clients, timeoutMs);
-  const keyName = await currentTicketKeyName(conns[0]!);
+  const hosts: LoadHost[] = o.hosts ?? [{ socket: o.socket, sessions: o.sessions, ...(o.daemonPid ? { daemonPid: o.daemonPid } : {}) }];
+  const H = hosts.length;
+  // connection i belongs to host i % H
+  const perHostConns: LoadConnection[][] = [];
+  try {
+    for (let h = 0; h < H; h++) {
+      const n = Math.floor(o.clients / H) + (h < o.clients % H ? 1 : 0);
+      perHostConns.push(n > 0 ? await openConnections(hosts[h]!.socket, n, timeoutMs) : []);
+    }
+  } catch (e) {
+    for (const list of perHostConns) for (const c of list) c.close();
+    throw e;
+  }
+  const conns: LoadConnection[] = [];
+  const hostOf: number[] = [];
+  for (let i = 0; i < o.clients; i++) {
+    conns.push(perHostConns[i % H]![Math.floor(i / H)]!);
+    hostOf.push(i % H);
+  }
+  const keyNames: string[] = [];
+  for (let h = 0; h < H; h++) keyNames.push(perHostConns[h]!.length > 0 ? await currentTicketKeyName(perHostConns[h]![0]!) : "");
 
-  const byKind: Partial<Record<RequestKind, KindStats>> = {};
-  for (const k of REQUEST_KINDS) if ((o.mix[k] ?? 0) > 0) byKind[k] = newKindStats();
-  const all = new LatencyHistogram();
+  const hostStats: HostLoad[] = hosts.map(() => {
+    const byKind: Partial<Record<RequestKind, KindStats>> = {};
+    for (const k of REQUEST_KINDS) if ((o.mix[k] ?? 0) > 0) byKind[k] = newKindStats();
+    return { byKind, all: new LatencyHistogram(), requests: 0, errors: 0, daemonCpuSec: undefined, hitsOwn: 0, hitsOther: 0, hitsUntagged: 0 };
+  });
   const failures: string[] = [];
 
   const t0 = performance.now();
@@ -373,7 +444,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   let recording = false;
   let running = true;
   let genCpu0 = process.cpuUsage();
-  let daemonCpu0: number | undefined;
+  let daemonCpu0: Array<number | undefined> = [];
   let busy0 = 0;
   let windowStartMs = Date.now();
   let windowStart = warmEnd;
@@ -381,8 +452,10 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const interval = o.seriesIntervalMs;
   const seriesHist: LatencyHistogram[] = [];
   const seriesErr: number[] = [];
+  const seriesLookups: Array<[number, number]> = [];
 
-  const builders = conns.map((_, i) => new RequestBuilder(o, o.seed * 7919 + i + 1, keyName));
+  const builders = conns.map((_, i) =>
+    new RequestBuilder({ ...o, sessions: hosts[hostOf[i]!]!.sessions }, o.seed * 7919 + i + 1, keyNames[hostOf[i]!]!));
   let idle = 0;
   let resolveDone: () => void = () => undefined;
   const done = new Promise<void>((r) => { resolveDone = r; });
@@ -397,27 +470,44 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     c.send(kind, text);
   };
 
+  const slow: number[] = [];
+  const slowUs = o.slowUs ?? Number.POSITIVE_INFINITY;
+  const trackOrigin = o.trackOrigin === true;
   conns.forEach((c, i) => {
+    const h = hostOf[i]!;
+    const hs = hostStats[h]!;
     c.sink = (conn, kind, status, us) => {
       if (recording) {
-        const s = byKind[kind];
+        const s = hs.byKind[kind];
         if (s !== undefined) {
           classify(s, status);
           s.hist.record(us);
         }
-        all.record(us);
+        hs.all.record(us);
+        if (us >= slowUs) slow.push(MONO_BASE_US + conn.sentAt * 1000, us, REQUEST_KINDS.indexOf(kind));
+        if (trackOrigin && kind === "lookup" && status === 0) {
+          const tag = replySessionTag(lastReply, lastReplyStart);
+          if (tag < 0) hs.hitsUntagged++;
+          else if (tag === h) hs.hitsOwn++;
+          else hs.hitsOther++;
+        }
       }
       if (interval !== undefined) {
         const slot = Math.floor((performance.now() - t0) / interval);
         (seriesHist[slot] ??= new LatencyHistogram()).record(us);
         if (status !== 0 && status !== -1) seriesErr[slot] = (seriesErr[slot] ?? 0) + 1;
+        if (kind === "lookup") {
+          const l = (seriesLookups[slot] ??= [0, 0]);
+          l[0]++;
+          if (status === 0) l[1]++;
+        }
       }
       sendNext(conn, i);
     };
     c.onDead = (conn) => {
       failures.push(conn.lastError ?? "connection failed");
       if (recording && conn.inFlight !== undefined) {
-        const s = byKind[conn.inFlight];
+        const s = hs.byKind[conn.inFlight];
         if (s) s.errors++;
       }
       idle++;
@@ -425,19 +515,30 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     };
   });
 
-  const daemonCpu = (): number | undefined => {
-    const pid = o.daemonPid?.();
+  const daemonCpu = (h: number): number | undefined => {
+    const pid = hosts[h]!.daemonPid?.();
     return pid === undefined ? undefined : procCpuSeconds(pid)?.total;
   };
+  const daemonCpus = (): Array<number | undefined> => hosts.map((_, h) => daemonCpu(h));
+  const storeCpu = (): number | undefined => {
+    if (o.storePids === undefined) return undefined;
+    let sum = 0;
+    for (const pid of o.storePids()) sum += procCpuSeconds(pid)?.total ?? 0;
+    return sum;
+  };
+  let storeCpu0: number | undefined;
 
+  const actions = [...(o.actions ?? [])].sort((a, b) => a[0] - b[0]);
   const ticker = setInterval(() => {
     const now = performance.now();
+    while (actions.length > 0 && now - t0 >= actions[0]![0] * 1000) actions.shift()![1]();
     if (!recording && now >= warmEnd) {
       recording = true;
       windowStart = now;
       windowStartMs = Date.now();
       genCpu0 = process.cpuUsage();
-      daemonCpu0 = daemonCpu();
+      daemonCpu0 = daemonCpus();
+      storeCpu0 = storeCpu();
       busy0 = machineBusySeconds();
     }
     if (now >= runEnd || (o.stopWhen?.() ?? false)) running = false;
@@ -451,7 +552,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     windowStart = performance.now();
     windowStartMs = Date.now();
     genCpu0 = process.cpuUsage();
-    daemonCpu0 = daemonCpu();
+    daemonCpu0 = daemonCpus();
+    storeCpu0 = storeCpu();
     busy0 = machineBusySeconds();
   }
   conns.forEach((c, i) => sendNext(c, i));
@@ -459,18 +561,37 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const windowEnd = performance.now();
   clearInterval(ticker);
   const gen = process.cpuUsage(genCpu0);
-  const d1 = daemonCpu();
+  const d1 = daemonCpus();
+  const st1 = storeCpu();
   const busy1 = machineBusySeconds();
   for (const c of conns) c.close();
 
+  // each host's totals, then the whole load: every host's histograms merged
+  const byKind: Partial<Record<RequestKind, KindStats>> = {};
+  const all = new LatencyHistogram();
   let errors = 0;
   let requests = 0;
-  for (const k of REQUEST_KINDS) {
-    const s = byKind[k];
-    if (!s) continue;
-    errors += s.errors;
-    requests += s.ok + s.miss + s.errors;
-  }
+  let daemonCpuSec: number | undefined = 0;
+  hostStats.forEach((hs, h) => {
+    for (const k of REQUEST_KINDS) {
+      const s = hs.byKind[k];
+      if (!s) continue;
+      hs.errors += s.errors;
+      hs.requests += s.ok + s.miss + s.errors;
+      const t = (byKind[k] ??= newKindStats());
+      t.ok += s.ok;
+      t.miss += s.miss;
+      t.errors += s.errors;
+      t.hist.merge(s.hist);
+    }
+    all.merge(hs.all);
+    errors += hs.errors;
+    requests += hs.requests;
+    const a = daemonCpu0[h];
+    const b = d1[h];
+    hs.daemonCpuSec = a !== undefined && b !== undefined ? b - a : undefined;
+    daemonCpuSec = daemonCpuSec === undefined || hs.daemonCpuSec === undefined ? undefined : daemonCpuSec + hs.daemonCpuSec;
+  });
   const series: SeriesPoint[] = [];
   if (interval !== undefined) {
     for (let i = 0; i < seriesHist.length; i++) {
@@ -493,7 +614,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     requests,
     errors,
     genCpuSec: (gen.user + gen.system) / 1e6,
-    daemonCpuSec: d1 !== undefined && daemonCpu0 !== undefined ? d1 - daemonCpu0 : undefined,
+    daemonCpuSec,
     machineBusySec: busy1 - busy0,
     series,
     seriesHists: seriesHist,
@@ -501,6 +622,12 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     freshUpdates: builders.reduce((a, b) => a + b.freshUpdates, 0),
     failures,
     windowStartMs,
+    slow,
+    windowMonoUs: [MONO_BASE_US + windowStart * 1000, MONO_BASE_US + windowEnd * 1000],
+    perHost: hostStats,
+    t0,
+    storeCpuSec: st1 !== undefined && storeCpu0 !== undefined ? st1 - storeCpu0 : undefined,
+    seriesLookups,
   };
 }
 

@@ -33,6 +33,20 @@ export interface BenchOptions {
   plot: string | undefined;
   sweepPlot: string | undefined;
   cpuProf: string | undefined;
+  /** directory for our daemon's trace figures (bench/daemon-trace.ts) */
+  trace: string | undefined;
+  /** extra node options for our daemon, e.g. "--trace-gc --max-semi-space-size=32" */
+  nodeArgs: string[];
+  /** farm mode (bench/farm.ts): host counts; --clients are then the total, spread over the hosts */
+  hosts: number[] | undefined;
+  /** ours-redis / ours-valkey run on a three-node Cluster (ours-redis-cluster / ours-valkey-cluster) */
+  redisCluster: boolean;
+  /** the redis: table's timeout for the farm's daemons, e.g. "50ms" (default: the table's default, 50ms) */
+  redisTimeout: string | undefined;
+  /** degradation run: seconds the store is stopped (SIGSTOP) under load; undefined = none */
+  pauseStore: number | undefined;
+  /** plot of the degradation run */
+  pausePlot: string | undefined;
   /** our daemon with Prometheus metrics off (the default), on (scraped every second), or both, side by side */
   metrics: "off" | "on" | "both";
   /** another build of this project (a tree with dist/src/main.js) run beside ours, e.g. the commit before a change */
@@ -47,8 +61,9 @@ export function defaultTmp(): string {
 const USAGE = "usage: npm run bench -- [--clients 1,8,64] [--duration 10] [--warmup 2] [--prefill 20000]\n"
   + "  [--mix lookup=60,update=25,tktkey=10,seed=5] [--impl ours,postfix] [--session-size 1024-4096] [--seed 1]\n"
   + "  [--sweep] [--sweep-only] [--sweep-entries 1000000] [--sweep-timeout 180] [--sweep-clients 8]\n"
-  + "  [--repeat 1] [--tmp DIR] [--json FILE] [--plot FILE] [--sweep-plot FILE] [--cpu-prof DIR]\n"
-  + "  [--metrics off|on|both] [--baseline TREE]\n"
+  + "  [--repeat 1] [--tmp DIR] [--json FILE] [--plot FILE] [--sweep-plot FILE] [--cpu-prof DIR] [--trace DIR]\n"
+  + "  [--node-args \"NODE OPTIONS for our daemon\"] [--metrics off|on|both] [--baseline TREE]\n"
+  + "  farm: [--hosts 1,2,4] [--redis-cluster] [--redis-timeout 50ms] [--pause-store 10] [--pause-plot FILE]\n"
   + "  --metrics: our daemon with /metrics off, on (scraped every second during the runs), or both in one run\n"
   + "  --baseline: also our daemon from another build (TREE/dist/src/main.js), e.g. the commit before a change\n"
   + `  implementations: ${IMPLS.join(", ")}`;
@@ -60,6 +75,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     impls: ["ours", "postfix"], sessionMin: 1024, sessionMax: 4096, seed: 1,
     sweep: false, sweepOnly: false, sweepEntries: 1_000_000, sweepTimeout: 180, sweepClients: 8,
     repeat: 1, tmp: defaultTmp(), json: undefined, plot: undefined, sweepPlot: undefined, cpuProf: undefined,
+    trace: undefined, nodeArgs: [],
+    hosts: undefined, redisCluster: false, redisTimeout: undefined, pauseStore: undefined, pausePlot: undefined,
     metrics: "off", baseline: undefined,
   };
   const num = (name: string, v: string | undefined, min: number, max: number): number => {
@@ -116,6 +133,18 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       case "--plot": o.plot = take(); break;
       case "--sweep-plot": o.sweepPlot = take(); break;
       case "--cpu-prof": o.cpuProf = take(); break;
+      case "--trace": o.trace = take(); break;
+      case "--node-args": o.nodeArgs = take().split(/\s+/).filter((a) => a !== ""); break;
+      case "--hosts":
+        o.hosts = take().split(",").map((c) => Math.floor(num("hosts", c.trim(), 1, 64)));
+        break;
+      case "--redis-cluster": o.redisCluster = true; break;
+      case "--redis-timeout":
+        o.redisTimeout = take();
+        if (!/^[0-9]{1,9}(ms|s)?$/.test(o.redisTimeout)) throw new Error(`bad --redis-timeout (expected e.g. 50ms or 1s)\n${USAGE}`);
+        break;
+      case "--pause-store": o.pauseStore = num("pause-store", take(), 1, 300); break;
+      case "--pause-plot": o.pausePlot = take(); break;
       case "--metrics": {
         const v = take();
         if (v !== "off" && v !== "on" && v !== "both") throw new Error(`bad value for --metrics: ${v} (expected off, on or both)\n${USAGE}`);
@@ -127,6 +156,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       default: throw new Error(`unknown option ${arg}\n${USAGE}`);
     }
   }
+  if (o.redisCluster) o.impls = o.impls.map((i) => (i === "ours-redis" ? "ours-redis-cluster" : i === "ours-valkey" ? "ours-valkey-cluster" : i));
+  if (o.pauseStore !== undefined && o.hosts === undefined) o.hosts = [4];
   return o;
 }
 

@@ -185,3 +185,47 @@ export function compareTable(ours: RunSummary[], ref: RunSummary[]): string {
     rows,
   );
 }
+
+/** median - the middle value (the lower of the two middle ones for an even count); 0 when empty */
+export function median(values: number[]): number {
+  if (values.length === 0) return 0;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor((s.length - 1) / 2)]!;
+}
+
+/**
+ * tailTable - with repetitions: per implementation and client count, the
+ * median over the repetitions of p50, p99 and p99.9 (each taken alone, not
+ * the median run's), their range, and, against `ref`, in how many of the
+ * interleaved repetitions (run next to each other in time, so under nearly
+ * the same load of the machine) ours had the lower p99 and p99.9.
+ */
+export function tailTable(byImpl: Array<{ label: string; runs: Map<number, RunSummary[]> }>, ref?: string): string {
+  const refImpl = byImpl.find((b) => b.label === ref);
+  const rows: string[][] = [];
+  for (const b of byImpl) {
+    for (const [clients, runs] of [...b.runs].sort((x, y) => x[0] - y[0])) {
+      const p99 = runs.map((r) => r.p99us);
+      const p999 = runs.map((r) => r.p999us);
+      const other = runs.map((r) => r.otherCpuCores * 100);
+      let wins = "-";
+      const theirs = refImpl && refImpl !== b ? refImpl.runs.get(clients) : undefined;
+      if (theirs !== undefined) {
+        const n = Math.min(theirs.length, runs.length);
+        let w99 = 0;
+        let w999 = 0;
+        for (let i = 0; i < n; i++) {
+          if (runs[i]!.p99us <= theirs[i]!.p99us) w99++;
+          if (runs[i]!.p999us <= theirs[i]!.p999us) w999++;
+        }
+        wins = `${w99}/${n}, ${w999}/${n}`;
+      }
+      rows.push([b.label, String(clients), String(runs.length), fmtUs(median(runs.map((r) => r.p50us))),
+        `${fmtUs(median(p99))} (${fmtUs(Math.min(...p99))}-${fmtUs(Math.max(...p99))})`,
+        `${fmtUs(median(p999))} (${fmtUs(Math.min(...p999))}-${fmtUs(Math.max(...p999))})`,
+        `${Math.round(median(other))}%`, wins]);
+    }
+  }
+  return table(["implementation", "clients", "reps", "p50 median", "p99 median (range)", "p99.9 median (range)",
+    "other CPU median", `p99, p99.9 <= ${ref ?? "reference"} in`], rows);
+}

@@ -23,20 +23,25 @@
  */
 
 import { mkdir, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { get } from "node:http";
-import { join } from "node:path";
 import { formatMix } from "./mix.js";
 import { prefill, runLoad } from "./load.js";
 import { parseBenchArgs, type BenchOptions } from "./options.js";
 import { machineInfo, procMemory } from "./proc-stats.js";
 import {
-  compareTable, fmtInt, fmtRatio, kindTable, medianRun, runLine, summarize, summaryTable, type RunSummary,
+  compareTable, fmtInt, fmtRatio, kindTable, medianRun, runLine, summarize, summaryTable, tailTable, type RunSummary,
 } from "./report.js";
 import { startTarget, type BenchTarget, type ImplName } from "./targets.js";
 import { makeKeyspace, makeSessionPool, type Keyspace, type SessionPool } from "./workload.js";
 import { runSweepBench, sweepTable, type SweepSummary } from "./sweep.js";
+import { loadAverage, runFarm } from "./farm.js";
 import { plotRuns, plotSweep } from "./png-chart.js";
+import { attributeTail, traceTable, type SlowRun } from "./trace-summary.js";
+
+/** With --trace, requests at least this slow (us) are kept for the tail attribution: all of them. */
+const TRACE_SLOW_US = 0;
 
 // log - progress on stderr, results on stdout
 function log(text: string): void {
@@ -63,6 +68,9 @@ interface ImplState {
   /** entries stored by load runs beyond the pre-fill (updates of new ids) */
   added: number;
   runs: Map<number, RunSummary[]>;
+  /** with --trace: the daemon's trace file, written when it stops, and the slow requests of each run */
+  traceFile: string | undefined;
+  slowRuns: SlowRun[];
 }
 
 export interface ImplResult {
@@ -102,12 +110,16 @@ function variantKey(v: Variant): string {
 /** startAndFill - start an implementation and pre-fill its caches */
 async function startAndFill(v: Variant, o: BenchOptions, sessions: SessionPool): Promise<ImplState> {
   const impl = v.impl;
+  const traceFile = o.trace !== undefined && impl.startsWith("ours") ? join(o.trace, `${variantKey(v)}-${process.pid}.json`) : undefined;
+  if (traceFile !== undefined) await mkdir(o.trace!, { recursive: true });
   const target = await startTarget(impl, {
     cacheTimeout: 3600,
     baseDir: o.tmp,
     ...(v.metrics ? { metrics: true } : {}),
     ...(v.baseline !== undefined ? { daemonMain: join(v.baseline, "dist", "src", "main.js") } : {}),
     ...(o.cpuProf !== undefined && (impl.startsWith("ours") || impl === "node-floor") ? { cpuProfDir: o.cpuProf } : {}),
+    ...(traceFile !== undefined ? { traceFile } : {}),
+    ...(o.nodeArgs.length > 0 && impl.startsWith("ours") ? { nodeArgs: o.nodeArgs } : {}),
   });
   try {
     log(`${target.label}: listening on ${target.socket}`);
@@ -121,7 +133,7 @@ async function startAndFill(v: Variant, o: BenchOptions, sessions: SessionPool):
       + `${(after.allocated / 1048576).toFixed(1)} MiB, ${Math.round(bytesPerEntry)} bytes/entry`);
     return {
       impl, key: variantKey(v), target, label: target.label, keyspace, bytesPerEntryPrefill: bytesPerEntry, bytesPerEntryEnd: 0,
-      prefillRate: pf.entries / pf.seconds, added: 0, runs: new Map(),
+      prefillRate: pf.entries / pf.seconds, added: 0, runs: new Map(), traceFile, slowRuns: [],
     };
   } catch (e) {
     await target.stop();
@@ -153,6 +165,7 @@ async function loadRun(st: ImplState, clients: number, rep: number, o: BenchOpti
   const r = await runLoad({
     socket: st.target.socket, clients, durationSec: o.durationSec, warmupSec: o.warmupSec, mix: o.mix,
     keyspace: st.keyspace, sessions, seed: o.seed + clients * 101 + rep, daemonPid: () => st.target.daemonPid(),
+    ...(st.traceFile !== undefined ? { slowUs: TRACE_SLOW_US } : {}),
   });
   if (stopScraping) {
     const n = stopScraping();
@@ -161,7 +174,15 @@ async function loadRun(st: ImplState, clients: number, rep: number, o: BenchOpti
   }
   st.added += r.freshUpdates;
   const pid = st.target.daemonPid();
-  return summarize(st.impl, st.label, r, pid === undefined ? undefined : procMemory(pid));
+  const s = summarize(st.impl, st.label, r, pid === undefined ? undefined : procMemory(pid));
+  if (st.traceFile !== undefined) {
+    st.slowRuns.push({
+      label: `${st.label}, ${clients} client${clients === 1 ? "" : "s"}${o.repeat > 1 ? `, repetition ${rep + 1}` : ""}`,
+      slow: r.slow, windowMonoUs: r.windowMonoUs, requests: r.requests,
+      thresholds: [["p99", s.p99us], ["p99.9", s.p999us]],
+    });
+  }
+  return s;
 }
 
 /** main - one benchmark run as the command line asks */
@@ -173,9 +194,18 @@ export async function main(argv: string[]): Promise<void> {
     + `command: npm run bench -- ${argv.join(" ")}\n`
     + `mix ${formatMix(o.mix)}; pre-fill ${o.prefill} entries; sessions ${o.sessionMin}-${o.sessionMax} bytes; `
     + `${o.durationSec} s per run after ${o.warmupSec} s warm-up; ${o.repeat} repetition(s), interleaved; `
-    + `temporary files under ${o.tmp}\n`);
+    + `temporary files under ${o.tmp}; load average ${loadAverage().toFixed(2)} at the start\n`);
 
   const results: Record<string, ImplResult> = {};
+  if (o.hosts !== undefined) {
+    const farm = await runFarm(o);
+    if (o.json !== undefined) {
+      await mkdir(dirname(o.json), { recursive: true });
+      await writeFile(o.json, JSON.stringify({ machine: m, argv, options: { ...o, mix: formatMix(o.mix) }, farm, date: new Date().toISOString() }, null, 2) + "\n");
+      log(`results written to ${o.json}`);
+    }
+    return;
+  }
   if (!o.sweepOnly) {
     const sessions = makeSessionPool(512, o.sessionMin, o.sessionMax, o.seed);
     const states: ImplState[] = [];
@@ -211,6 +241,9 @@ export async function main(argv: string[]): Promise<void> {
       for (const st of states) {
         st.bytesPerEntryEnd = st.target.cacheBytes().allocated / Math.max(1, o.prefill + st.added);
         await st.target.stop().catch((e: Error) => log(`${st.label}: stop: ${e.message}`));
+        if (st.traceFile !== undefined && existsSync(st.traceFile))
+          process.stdout.write(`\n### ${st.label}: work that held the event loop (bench/daemon-trace.ts, pre-fill included)\n\n${traceTable(st.traceFile)}`
+            + st.slowRuns.map((r) => `\n${attributeTail(st.traceFile!, r)}`).join(""));
       }
     }
     for (const st of states) {
@@ -225,6 +258,10 @@ export async function main(argv: string[]): Promise<void> {
     }
     const all = Object.values(results).flatMap((r) => r.runs);
     process.stdout.write(`\n## Summary${o.repeat > 1 ? ` (median of ${o.repeat} repetitions by req/s)` : ""}\n\n${summaryTable(all)}\n`);
+    if (o.repeat > 1) {
+      const ref = states.find((st) => st.impl.startsWith("postfix"))?.label;
+      process.stdout.write(`\n### Latency over the ${o.repeat} repetitions\n\n${tailTable(states, ref)}\n`);
+    }
     const oursKey = Object.keys(results).find((k) => k === "ours") ?? Object.keys(results).find((k) => k.startsWith("ours"));
     if (oursKey !== undefined) {
       for (const ref of Object.keys(results).filter((k) => k !== oursKey)) {

@@ -2,8 +2,10 @@
  * targets.ts - the tlsmgr daemons a benchmark run measures, started with the
  *              same cache settings: this project's daemon, and Postfix's own
  *              C tlsmgr started by master(8) in a temporary Postfix instance.
- * Owns: the implementation names (ours, ours-memory, postfix, postfix-lmdb,
- *       and node-floor: bench/floor-server.ts, a minimal reference server),
+ * Owns: the implementation names (ours, ours-memory, ours-batched, ours-redis,
+ *       ours-redis-cluster, ours-valkey, ours-valkey-cluster, postfix,
+ *       postfix-lmdb, and node-floor: bench/floor-server.ts, a minimal
+ *       reference server), the store each needs,
  *       the temporary configuration of each, finding the daemon's pid (for
  *       Postfix: master's child named tlsmgr, which master starts on the
  *       first connection), the cache files to size, and stopping; for our
@@ -14,15 +16,16 @@
  */
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
+import { closeSync, existsSync, openSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, createServer } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { postfixAvailable, startPostfixMaster } from "./postfix-master.js";
 import { fileBytes, findChildByComm } from "./proc-stats.js";
+import type { RedisStore, StoreKind } from "./redis-store.js";
 
 /** cacheSettings - the main.cf cache settings every implementation is measured with. */
 function cacheSettings(db: string, timeoutSec: number): Record<string, string> {
@@ -36,12 +39,28 @@ function cacheSettings(db: string, timeoutSec: number): Record<string, string> {
   };
 }
 
-export const IMPLS = ["ours", "ours-memory", "postfix", "postfix-lmdb", "node-floor"] as const;
+export const IMPLS = [
+  "ours", "ours-memory", "ours-batched", "ours-redis", "ours-redis-cluster", "ours-valkey", "ours-valkey-cluster",
+  "postfix", "postfix-lmdb", "node-floor",
+] as const;
 export type ImplName = (typeof IMPLS)[number];
 
 export function isImplName(s: string): s is ImplName {
   return (IMPLS as readonly string[]).includes(s);
 }
+
+/** The shared store an implementation needs (bench/redis-store.ts), or undefined for one that keeps its caches itself. */
+export function implStore(impl: ImplName): { kind: StoreKind; cluster: boolean } | undefined {
+  switch (impl) {
+    case "ours-redis": return { kind: "redis", cluster: false };
+    case "ours-redis-cluster": return { kind: "redis", cluster: true };
+    case "ours-valkey": return { kind: "valkey", cluster: false };
+    case "ours-valkey-cluster": return { kind: "valkey", cluster: true };
+    default: return undefined;
+  }
+}
+
+type OursImpl = "ours" | "ours-memory" | "ours-batched" | "ours-redis" | "ours-redis-cluster" | "ours-valkey" | "ours-valkey-cluster";
 
 /** The repository root (this file is dist/bench/targets.js once built). */
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -56,6 +75,14 @@ export interface TargetOptions {
   cpuProfDir?: string;
   /** where the temporary directories go (data directories included); default os.tmpdir() */
   baseDir?: string;
+  /** our daemon: preload bench/daemon-trace.ts, writing its figures to this file at exit (and its stdout to FILE.stdout) */
+  traceFile?: string;
+  /** ours-redis and the like: the running store their table names */
+  store?: RedisStore;
+  /** ours-redis and the like: the key_wrap_file every host shares (made once per run with keygen) */
+  keyWrapFile?: string;
+  /** ours-redis and the like: the table's timeout (default the table's default, 50ms) */
+  redisTimeout?: string;
   /** our daemon: serve /metrics on a free 127.0.0.1 port (tlsmgr_metrics_address) */
   metrics?: boolean;
   /** our daemon: the dist/src/main.js of another build (label "baseline") */
@@ -107,8 +134,15 @@ function loopbackPort(): Promise<number> {
   });
 }
 
-/** startOurs - our daemon, `node dist/src/main.js --socket S` with MAIL_CONFIG a temporary main.cf */
-async function startOurs(impl: "ours" | "ours-memory", o: TargetOptions): Promise<BenchTarget> {
+/**
+ * startOurs - our daemon, `node dist/src/main.js --socket S` with MAIL_CONFIG
+ * a temporary main.cf. The redis kinds name ONE table file for the smtpd
+ * cache, the smtp cache and the ticket keys (as a farm would: README), on
+ * the store of o.store; ours-batched is ours with the LMDB overlay always
+ * flushed by its 2 ms timer (bench/flush-batched.ts: the policy before the
+ * end-of-turn flush, for comparison in one run).
+ */
+async function startOurs(impl: OursImpl, o: TargetOptions): Promise<BenchTarget> {
   const main = o.daemonMain ?? DAEMON_MAIN;
   const metricsPort = o.metrics === true ? await loopbackPort() : undefined;
   if (!existsSync(main)) throw new Error(`${main} not found: build first (npx tsc -p tsconfig.json)`);
@@ -117,21 +151,43 @@ async function startOurs(impl: "ours" | "ours-memory", o: TargetOptions): Promis
   const queueDir = join(dir, "queue");
   await mkdir(dataDir, { mode: 0o700 });
   await mkdir(join(queueDir, "private"), { recursive: true, mode: 0o755 });
-  const db = impl === "ours" ? "lmdb" : "memory";
+  const store = implStore(impl);
+  const db = store !== undefined ? "redis" : impl === "ours-memory" ? "memory" : "lmdb";
+  let caches = cacheSettings(db, o.cacheTimeout);
+  let label = `ours (${db})`;
+  if (store !== undefined) {
+    if (o.store === undefined || o.keyWrapFile === undefined) throw new Error(`${impl} needs a running store and a key_wrap_file`);
+    const table = join(dir, "tls-redis.cf");
+    await writeFile(table, [
+      `servers = ${o.store.servers}`,
+      ...(o.store.cluster ? ["cluster = yes"] : []),
+      "key_prefix = bench:",
+      ...(o.redisTimeout !== undefined ? [`timeout = ${o.redisTimeout}`] : []),
+      `key_wrap_file = ${o.keyWrapFile}`,
+      "",
+    ].join("\n"));
+    caches = { ...caches, smtpd_tls_session_cache_database: `redis:${table}`, smtp_tls_session_cache_database: `redis:${table}`,
+      tlsmgr_ticket_key_database: `redis:${table}` };
+    label = `ours (${o.store.label})`;
+  } else if (impl === "ours-batched") {
+    label = "ours (lmdb, 2 ms batches)";
+  }
   const mainCf: Record<string, string> = {
     queue_directory: queueDir,
     data_directory: dataDir,
     mail_owner: process.env["USER"] === "root" || process.getuid?.() === 0 ? "root" : (process.env["USER"] ?? "root"),
-    ...cacheSettings(db, o.cacheTimeout),
+    ...caches,
     ...(metricsPort !== undefined ? { tlsmgr_metrics_address: `127.0.0.1:${metricsPort}` } : {}),
   };
   await writeFile(join(dir, "main.cf"), Object.entries(mainCf).map(([k, v]) => `${k} = ${v}`).join("\n") + "\n");
   const socket = join(queueDir, "private", "tlsmgr");
-  const child = await spawnNode([main, "--socket", socket], socket, { ...process.env, MAIL_CONFIG: dir }, o, dir);
+  const preload = impl === "ours-batched" ? [`--import=${pathToFileURL(BATCHED_MAIN).href}`] : [];
+  const child = await spawnNode([main, "--socket", socket], socket, { ...process.env, MAIL_CONFIG: dir },
+    { ...o, nodeArgs: [...(o.nodeArgs ?? []), ...preload] }, dir);
   const variant = (o.daemonMain !== undefined ? " baseline" : "") + (metricsPort !== undefined ? " +metrics" : "");
   return {
     impl,
-    label: `ours (${db})${variant}`,
+    label: `${label}${variant}`,
     ...(metricsPort !== undefined ? { metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` } : {}),
     dbType: db,
     socket,
@@ -155,6 +211,8 @@ async function startFloor(o: TargetOptions): Promise<BenchTarget> {
 }
 
 const FLOOR_MAIN = join(REPO_ROOT, "dist", "bench", "floor-server.js");
+const TRACE_MAIN = join(REPO_ROOT, "dist", "bench", "daemon-trace.js");
+const BATCHED_MAIN = join(REPO_ROOT, "dist", "bench", "flush-batched.js");
 
 /**
  * spawnNode - run a Node program (with --cpu-prof when asked), wait until it
@@ -164,9 +222,13 @@ async function spawnNode(argv: string[], socket: string, env: NodeJS.ProcessEnv,
   Promise<{ pid: () => number | undefined; stop: () => Promise<void> }> {
   const args = [...(o.nodeArgs ?? [])];
   if (o.cpuProfDir !== undefined) args.push("--cpu-prof", `--cpu-prof-dir=${o.cpuProfDir}`);
+  if (o.traceFile !== undefined) args.push(`--import=${pathToFileURL(TRACE_MAIN).href}?out=${encodeURIComponent(o.traceFile)}`);
+  // with a trace, the daemon's stdout (node --trace-gc writes there) goes beside it
+  const stdout = o.traceFile !== undefined ? openSync(`${o.traceFile}.stdout`, "w") : "ignore";
   const proc: ChildProcess = spawn(process.execPath, [...args, ...argv], {
-    cwd: REPO_ROOT, env, stdio: ["ignore", "ignore", "pipe"],
+    cwd: REPO_ROOT, env, stdio: ["ignore", stdout, "pipe"],
   });
+  if (typeof stdout === "number") closeSync(stdout);
   let stderr = "";
   proc.stderr?.on("data", (d: Buffer) => { stderr = (stderr + d.toString("utf8")).slice(-8192); });
   const exited = new Promise<void>((r) => proc.once("exit", () => r()));
@@ -249,6 +311,11 @@ export function startTarget(impl: ImplName, o: TargetOptions): Promise<BenchTarg
   switch (impl) {
     case "ours":
     case "ours-memory":
+    case "ours-batched":
+    case "ours-redis":
+    case "ours-redis-cluster":
+    case "ours-valkey":
+    case "ours-valkey-cluster":
       return startOurs(impl, o);
     case "postfix":
     case "postfix-lmdb":

@@ -105,3 +105,30 @@ export function replyAttr(buf: Uint8Array, from: number, name: string): string |
     pos = valEnd + 1;
   }
 }
+
+/** First byte of a session value that carries its writer's host index in the second (workload.ts makeSessionPool). */
+export const SESSION_TAG_MARK = 0xb7;
+
+const SESSION_PREFIX = [0x73, 0x65, 0x73, 0x73, 0x69, 0x6f, 0x6e, 0x00]; // "session" NUL
+const B64: Record<number, number> = {};
+"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".split("").forEach((c, i) => { B64[c.charCodeAt(0)] = i; });
+
+/**
+ * replySessionTag - the writer host index of the session in a lookup reply
+ * starting at `from` (status, then session as base64), read from the first
+ * four base64 characters; -1 when the reply has no session or it is untagged.
+ */
+export function replySessionTag(buf: Uint8Array, from: number): number {
+  let pos = buf.indexOf(0, from);
+  if (pos < 0) return -1;
+  pos = buf.indexOf(0, pos + 1); // end of the status value
+  if (pos < 0) return -1;
+  pos++;
+  for (let i = 0; i < SESSION_PREFIX.length; i++) if (buf[pos + i] !== SESSION_PREFIX[i]) return -1;
+  pos += SESSION_PREFIX.length;
+  const c = [0, 1, 2].map((i) => B64[buf[pos + i] ?? -1]);
+  if (c.some((v) => v === undefined)) return -1;
+  const b0 = (c[0]! << 2) | (c[1]! >> 4);
+  const b1 = ((c[1]! & 15) << 4) | (c[2]! >> 2);
+  return b0 === SESSION_TAG_MARK ? b1 : -1;
+}

@@ -12,6 +12,7 @@
 
 import { randomBytes } from "node:crypto";
 import { Rng } from "./mix.js";
+import { SESSION_TAG_MARK } from "./wire.js";
 
 export type BenchCacheType = "smtpd" | "smtp";
 
@@ -73,16 +74,27 @@ export interface SessionPool {
   sizes: number[];
 }
 
-/** makeSessionPool - count random values of lengths uniform in [minBytes, maxBytes] */
-export function makeSessionPool(count: number, minBytes: number, maxBytes: number, seed: number): SessionPool {
+/**
+ * makeSessionPool - count random values of lengths uniform in [minBytes,
+ * maxBytes]; with `tag` (a farm host's index, 0..255) each value begins with
+ * SESSION_TAG_MARK and the tag, so a lookup hit tells which host wrote it
+ * (wire.ts replySessionTag).
+ */
+export function makeSessionPool(count: number, minBytes: number, maxBytes: number, seed: number, tag?: number): SessionPool {
   if (!(minBytes >= 0 && maxBytes >= minBytes)) throw new Error(`bad session size range ${minBytes}-${maxBytes}`);
+  if (tag !== undefined && (minBytes < 2 || !(tag >= 0 && tag <= 255))) throw new Error(`a tagged session pool needs sessions of 2 bytes or more and a tag 0..255`);
   const rng = new Rng(seed ^ 0x5e55);
   const b64: string[] = [];
   const sizes: number[] = [];
   for (let i = 0; i < count; i++) {
     const len = minBytes + rng.int(maxBytes - minBytes + 1);
     sizes.push(len);
-    b64.push(randomBytes(len).toString("base64"));
+    const v = randomBytes(len);
+    if (tag !== undefined) {
+      v[0] = SESSION_TAG_MARK;
+      v[1] = tag;
+    }
+    b64.push(v.toString("base64"));
   }
   return { b64, sizes };
 }

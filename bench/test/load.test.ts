@@ -20,16 +20,16 @@ interface Scripted {
   server: Server;
   path: string;
   seen: Map<string, number>;
-  stored: Map<string, number>;
+  stored: Map<string, Buffer>;
   close(): Promise<void>;
 }
 
 // scriptedServer - answers like a tlsmgr; every reply goes out in three pieces, one event-loop turn apart
-async function scriptedServer(opts: { closeAfter?: number } = {}): Promise<Scripted> {
+async function scriptedServer(opts: { closeAfter?: number; store?: Map<string, Buffer> } = {}): Promise<Scripted> {
   const dir = mkdtempSync(join(tmpdir(), "bench-load-test-"));
   const path = join(dir, "tlsmgr");
   const seen = new Map<string, number>();
-  const stored = new Map<string, number>();
+  const stored = opts.store ?? new Map<string, Buffer>();
   const sockets = new Set<Socket>();
   let total = 0;
   const send = async (s: Socket, text: string) => {
@@ -62,11 +62,11 @@ async function scriptedServer(opts: { closeAfter?: number } = {}): Promise<Scrip
         switch (req) {
           case "lookup":
             await send(s, stored.has(v("cache_id"))
-              ? attr0Encode([["status", 0], ["session", Buffer.alloc(stored.get(v("cache_id"))!, 3)]])
+              ? attr0Encode([["status", 0], ["session", stored.get(v("cache_id"))!]])
               : attr0Encode([["status", -1], ["session", Buffer.alloc(0)]]));
             break;
           case "update":
-            stored.set(v("cache_id"), Buffer.from(v("session"), "base64").length);
+            stored.set(v("cache_id"), Buffer.from(v("session"), "base64"));
             await send(s, attr0Encode([["status", 0]]));
             break;
           case "tktkey":
@@ -148,4 +148,38 @@ test("a server that drops connections: failures and errors are reported, the run
   assert.match(r.failures[0]!, /closed by server/);
   assert.equal(r.byKind.lookup!.errors, 3, "the request in flight on each dropped connection");
   assert.ok(r.windowSec < 30, "the run ended when every connection was gone");
+});
+
+test("a farm load: connections spread over the hosts, figures per host, hits on entries another host wrote", async (t) => {
+  for (const shared of [true, false]) {
+    const store = new Map<string, Buffer>();
+    const a = await scriptedServer(shared ? { store } : {});
+    const b = await scriptedServer(shared ? { store } : {});
+    t.after(() => a.close());
+    t.after(() => b.close());
+    const ks = makeKeyspace(200, 4);
+    const pools = [makeSessionPool(8, 100, 300, 1, 0), makeSessionPool(8, 100, 300, 2, 1)];
+    await prefill(a.path, ks, 0, 100, pools[0]!, 3, 1);
+    await prefill(b.path, ks, 100, 200, pools[1]!, 3, 2);
+    a.seen.clear();
+    b.seen.clear();
+    const r = await runLoad({
+      socket: a.path, sessions: pools[0]!, clients: 4, durationSec: 0.3, warmupSec: 0, keyspace: ks, seed: 5,
+      mix: { lookup: 80, update: 20 }, trackOrigin: true,
+      hosts: [{ socket: a.path, sessions: pools[0]! }, { socket: b.path, sessions: pools[1]! }],
+    });
+    assert.deepEqual(r.failures, []);
+    assert.equal(r.perHost.length, 2);
+    const [ha, hb] = r.perHost as [typeof r.perHost[0], typeof r.perHost[0]];
+    assert.equal(ha.requests, (a.seen.get("lookup") ?? 0) + (a.seen.get("update") ?? 0), "host 1's requests went to its socket");
+    assert.equal(hb.requests, (b.seen.get("lookup") ?? 0) + (b.seen.get("update") ?? 0));
+    assert.equal(ha.requests + hb.requests, r.requests);
+    assert.equal(r.all.count, r.requests, "the total merges every host's histogram");
+    for (const h of r.perHost) {
+      assert.equal(h.hitsOwn + h.hitsOther + h.hitsUntagged, h.byKind.lookup!.ok, "every hit is put down to a writer");
+      assert.equal(h.hitsUntagged, 0);
+      if (shared) assert.ok(h.hitsOther > 0 && h.hitsOwn > 0, `shared store: hits of both hosts' entries (${h.hitsOwn} own, ${h.hitsOther} other)`);
+      else assert.equal(h.hitsOther, 0, "a cache per host holds only its own entries");
+    }
+  }
 });

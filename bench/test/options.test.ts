@@ -56,6 +56,19 @@ test("mistakes are refused with the usage", () => {
   assert.throws(() => parseBenchArgs(["--frobnicate"]), /unknown option --frobnicate/);
 });
 
+test("farm options: host counts, a Cluster instead of one server, the table timeout, the pause", () => {
+  const o = parseBenchArgs(["--impl", "ours,ours-redis,ours-valkey", "--hosts", "1,2,4", "--redis-cluster", "--redis-timeout", "50ms"]);
+  assert.deepEqual(o.hosts, [1, 2, 4]);
+  assert.deepEqual(o.impls, ["ours", "ours-redis-cluster", "ours-valkey-cluster"]);
+  assert.equal(o.redisTimeout, "50ms");
+  assert.equal(o.pauseStore, undefined);
+  const p = parseBenchArgs(["--impl", "ours-redis", "--pause-store", "10"]);
+  assert.equal(p.pauseStore, 10);
+  assert.deepEqual(p.hosts, [4], "a degradation run is a farm run, 4 hosts unless told");
+  assert.throws(() => parseBenchArgs(["--hosts", "0"]), /bad value for --hosts/);
+  assert.throws(() => parseBenchArgs(["--redis-timeout", "soon"]), /bad --redis-timeout/);
+});
+
 test("--metrics off|on|both (default off) and --baseline TREE", () => {
   assert.equal(parseBenchArgs([]).metrics, "off");
   assert.equal(parseBenchArgs([]).baseline, undefined);

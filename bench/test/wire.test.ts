@@ -7,8 +7,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Attr0Decoder, attr0Encode } from "../../src/protocol/attr0.js";
 import {
-  deleteRequest, lookupRequest, policyRequest, replyAttr, replyEnd, replyStatus, seedRequest,
-  STATUS_UNREADABLE, tktkeyRequest, updateRequest,
+  deleteRequest, lookupRequest, policyRequest, replyAttr, replyEnd, replySessionTag, replyStatus, seedRequest,
+  SESSION_TAG_MARK, STATUS_UNREADABLE, tktkeyRequest, updateRequest,
 } from "../wire.js";
 
 function decode(text: string): Array<[string, string]> {
@@ -78,4 +78,18 @@ test("replyAttr finds a named value", () => {
   assert.equal(replyAttr(b, 0, "keybuf"), Buffer.from("abc").toString("base64"));
   assert.equal(replyAttr(b, 0, "status"), "0");
   assert.equal(replyAttr(b, 0, "seed"), undefined);
+});
+
+test("replySessionTag reads the writer host from a lookup reply's session, -1 when untagged or absent", () => {
+  const reply = (session: Buffer, status = 0) => Buffer.from(attr0Encode([["status", status], ["session", session]]), "latin1");
+  for (const tag of [0, 1, 7, 200, 255]) {
+    const session = Buffer.concat([Buffer.from([SESSION_TAG_MARK, tag]), Buffer.alloc(50, 0xee)]);
+    assert.equal(replySessionTag(reply(session), 0), tag);
+  }
+  const withAnnouncement = Buffer.concat([Buffer.from(attr0Encode([["protocol", "tlsmgr_protocol"]]), "latin1"),
+    reply(Buffer.from([SESSION_TAG_MARK, 3, 1, 2]))]);
+  assert.equal(replySessionTag(withAnnouncement, withAnnouncement.indexOf("status")), 3);
+  assert.equal(replySessionTag(reply(Buffer.from([1, 2, 3, 4])), 0), -1, "untagged");
+  assert.equal(replySessionTag(reply(Buffer.alloc(0), -1), 0), -1, "a miss");
+  assert.equal(replySessionTag(Buffer.from(attr0Encode([["status", 0]]), "latin1"), 0), -1, "no session");
 });

@@ -4,6 +4,7 @@
  * See also: bench/workload.ts, bench/load.ts (RequestBuilder)
  */
 import { test } from "node:test";
+import { SESSION_TAG_MARK } from "../wire.js";
 import assert from "node:assert/strict";
 import { Rng } from "../mix.js";
 import { RequestBuilder } from "../load.js";
@@ -82,4 +83,12 @@ test("RequestBuilder follows the mix and sends named tktkey requests at the aske
   }
   assert.ok(Math.abs(lookups / 10_000 - 0.5) < 0.02);
   assert.ok(Math.abs(named / (named + anon) - 0.25) < 0.03, `named share ${named / (named + anon)}`);
+});
+
+test("a tagged session pool marks every value with its host, an untagged one does not", () => {
+  const tagged = makeSessionPool(20, 2, 64, 9, 5);
+  for (const b of tagged.b64) assert.deepEqual([...Buffer.from(b, "base64").subarray(0, 2)], [SESSION_TAG_MARK, 5]);
+  const plain = makeSessionPool(20, 2, 64, 9);
+  assert.ok(plain.b64.some((b) => Buffer.from(b, "base64")[0] !== SESSION_TAG_MARK));
+  assert.throws(() => makeSessionPool(1, 1, 4, 1, 0), /2 bytes or more/);
 });

@@ -68,7 +68,11 @@ export interface BackendOpenOptions {
   type?: string;
   /** The cache timeout in seconds (for stores that expire entries by themselves). */
   timeout?: number;
-  /** The cache served: "smtpd", "smtp" or "lmtp" (a sealed store binds its values to it). */
+  /**
+   * The cache served ("smtpd", "smtp", "lmtp"): a store several caches may
+   * share (BackendInfo.sharedByCaches) keeps each cache's keys apart by it,
+   * and a sealed store binds its values to it.
+   */
   cache?: string;
 }
 
@@ -83,6 +87,12 @@ export interface BackendInfo {
   fileFor?(name: string): string;
   /** What serves the map, for the start-up info line, e.g. "LMDB". */
   kind?: string;
+  /**
+   * True when one map name may serve several caches at once (a shared store
+   * that namespaces keys by BackendOpenOptions.cache): cache-set.ts then
+   * does not refuse the same database for two caches.
+   */
+  sharedByCaches?: boolean;
 }
 
 const registry = new Map<string, BackendInfo>();

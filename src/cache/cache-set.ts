@@ -2,7 +2,8 @@
  * cache-set.ts - the three TLS session caches (smtpd, smtp, lmtp) built from
  *                main.cf values, by tlsmgr's start-up rules.
  * Owns: timeout sanitising, "enabled" (database non-empty and timeout > 0),
- *       the duplicate-database check, data_directory redirection,
+ *       the duplicate-database check (a file serves one cache; a shared
+ *       store such as redis: may serve them all), data_directory redirection,
  *       create-or-truncate, a cache that cannot be opened served
  *       unavailable (cache/unavailable-cache.ts), the start-up info line,
  *       which *_tls_loglevel levels turn on cache logging, starting the
@@ -24,7 +25,7 @@ import "./backends/index.js";
 import { dataRedirectMap, type DataRedirectEnv } from "../config/data-redirect.js";
 import type { ScacheConfig } from "../config/params.js";
 import { scacheMapCheck, scacheOpenMap, type SessionCache, type SessionCacheOps } from "./scache.js";
-import { splitMapName } from "./backend.js";
+import { backendInfo, splitMapName } from "./backend.js";
 import { cacheOpenAttempt, unavailableCache } from "./unavailable-cache.js";
 import { msgFatal, msgInfo } from "../log/msg.js";
 import { TLS_LOG_CACHE, tlsLogMask } from "../config/tls-log-mask.js";
@@ -92,9 +93,10 @@ function surrogateName(database: string, defaultType: string): { type: string; n
 /**
  * openCacheSet - tlsmgr_pre_init()'s cache part: sanitise each timeout, and
  * open (create or truncate) each enabled cache, in the order smtpd, smtp,
- * lmtp. Fatal on a database named twice (the caches already opened are
- * closed first); a cache with a bad name, an unknown map type or a failed
- * open is served unavailable (cache/unavailable-cache.ts), as Postfix's is.
+ * lmtp. Fatal on a file-based database named twice, or two names of one
+ * file (the caches already opened are closed first); a cache with a bad
+ * name, an unknown map type or a failed open is served unavailable
+ * (cache/unavailable-cache.ts), as Postfix's is.
  */
 export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = {}): Promise<CacheSet> {
   const caches = new Map<CacheType, SessionCache>();
@@ -120,13 +122,18 @@ export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = 
       if (timeout <= 0 || c.database === "") continue;
       const context = `${where}parameter ${c.param.database}: `;
 
-      const dup = dupFilter.get(c.database);
-      if (dup)
-        msgFatal(
-          `${where}parameters ${cfg.caches[dup].param.database} and ${c.param.database}: ` +
-            `do not use the same TLS cache file ${c.database} for ${dup} and ${type}`,
-        );
-      dupFilter.set(c.database, type);
+      // A shared store that keeps each cache's keys apart (redis:) may serve
+      // every cache from one table; a file may serve only one cache.
+      const shared = backendInfo(splitMapName(c.database)?.type ?? defaultType)?.sharedByCaches === true;
+      if (!shared) {
+        const dup = dupFilter.get(c.database);
+        if (dup)
+          msgFatal(
+            `${where}parameters ${cfg.caches[dup].param.database} and ${c.param.database}: ` +
+              `do not use the same TLS cache file ${c.database} for ${dup} and ${type}`,
+          );
+        dupFilter.set(c.database, type);
+      }
 
       // A cache that cannot be opened is served unavailable, as Postfix's
       // dict_surrogate: an error line now, warnings on use (unavailable-cache.ts).
@@ -143,7 +150,7 @@ export async function openCacheSet(cfg: CacheSetConfig, opts: CacheSetOptions = 
       // Stricter than Postfix: btree:/x/a and lmdb:/x/a (or two paths redirected
       // to one data_directory file) would share, and truncate, one LMDB file.
       const file = map.info.fileFor ? map.info.fileFor(name) : spec;
-      const fileDup = fileFilter.get(file);
+      const fileDup = map.info.sharedByCaches ? undefined : fileFilter.get(file);
       if (fileDup)
         msgFatal(
           `${where}parameters ${cfg.caches[fileDup].param.database} and ${c.param.database}: ` +

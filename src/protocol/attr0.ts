@@ -54,7 +54,7 @@ const enum State {
   Value,
 }
 
-/** Chunks shorter than this are copied into one tail buffer instead of being queued one by one. */
+/** Chunks shorter than this that arrive while others are held are copied into one tail buffer instead of being queued one by one. */
 const SMALL_CHUNK = 4096;
 /** Size of a new tail buffer (small chunks) and the least a token accumulator starts with. */
 const TAIL_SIZE = 16 * 1024;
@@ -105,7 +105,11 @@ export class Attr0Decoder {
   push(chunk: Buffer): void {
     if (this.#failed || chunk.length === 0) return;
     this.#queued += chunk.length;
-    if (chunk.length >= SMALL_CHUNK) {
+    if (chunk.length >= SMALL_CHUNK || this.#head >= this.#queue.length) {
+      // A big chunk, or the only one held (the common case: one request per
+      // read, scanned at once): queued as it is. Copying it into a fresh 16 KiB
+      // tail cost an ArrayBuffer per request, whose external memory made V8
+      // start a mark-compact every few tens of milliseconds under load.
       this.#tail = undefined;
       this.#queue.push(chunk);
       return;

@@ -32,6 +32,17 @@
  * connection attempt has settled, a request waits for it (at most the
  * table's timeout) rather than count as an outage.
  *
+ * Stalled server (standalone): a server that keeps its connection but does
+ * not answer (SIGSTOP, a long fork, swapping) would cost every request the
+ * full timeout, and the commands would pile up in the client and the
+ * socket. So when a request times out, the requests still waiting are
+ * answered at once, and new ones are refused at once (the miss the caller
+ * answers anyway), while the link itself sends PING, one at a time within
+ * the timeout, REDIS_PROBE_MS apart; the first answer ends the stall. Under
+ * a 10 s stop only the first request that was sent after the server stopped
+ * waits the whole timeout (docs/benchmarks.md, "Store paused under load").
+ * Not for a Cluster: there a timeout is one node's, and the others answer.
+ *
  * Streams: ioredis listens for a stream's errors with once(); a TLS socket
  * can emit a second error (a server's alert that arrives after the client
  * refused its certificate), which would then be an uncaught exception and
@@ -57,6 +68,8 @@ export const REDIS_BACKOFF_MAX_MS = 2000;
 export const REDIS_OPEN_WAIT_MS = 1000;
 /** An outage ends with a success after this long without failures (a Cluster with one node down fails only some requests). */
 export const REDIS_RECOVERY_QUIET_MS = 2000;
+/** While a standalone server is stalled (see the header), a PING goes this many ms after the last one failed. */
+export const REDIS_PROBE_MS = 10;
 
 /** What callers see when Redis cannot answer in time: a miss, already logged by the link. */
 export class RedisUnavailableError extends TlsmgrError {
@@ -164,6 +177,11 @@ export class RedisLink {
   #started: boolean;
   /** Settles when the first connection attempt has (ready or failed); undefined once it has. */
   #firstAttempt: Promise<void> | undefined;
+  /** Standalone only: a request timed out and the server has not answered since (see the header); the next probe. */
+  #stalled = false;
+  #probeTimer: NodeJS.Timeout | undefined;
+  /** The requests waiting for an answer (how #stall answers them at once). */
+  readonly #waiting = new Set<(err: RedisUnavailableError) => void>();
 
   constructor(table: RedisTable, opts: { lazy?: boolean } = {}) {
     this.#started = opts.lazy !== true;
@@ -288,6 +306,11 @@ export class RedisLink {
     this.#upTimer.unref();
   }
 
+  /** stalled - true while requests are refused at once after a timeout (see the header). */
+  get stalled(): boolean {
+    return this.#stalled;
+  }
+
   /** down - true during an outage (from a failure until the end described in the header). */
   get down(): boolean {
     return this.#down;
@@ -323,17 +346,30 @@ export class RedisLink {
   /** #run - run() once the first connection attempt has settled. */
   #run<T>(op: (client: RedisClient) => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(new RedisUnavailableError(`${this.label}: closed`));
+    if (this.#stalled) {
+      redisCounters.errors++;
+      return Promise.reject(new RedisUnavailableError(`no reply within ${this.table.timeoutMs} ms (server stalled)`));
+    }
     const t0 = performance.now();
     return new Promise<T>((resolve, reject) => {
       let settled = false;
-      const timer = setTimeout(() => {
+      // giveUp - answer now: the server stalled (this request's timeout, or another's: see #stall)
+      const giveUp = (err: RedisUnavailableError) => {
         if (settled) return;
         settled = true;
+        clearTimeout(timer);
+        this.#waiting.delete(giveUp);
         redisCounters.errors++;
+        reject(err);
+      };
+      const timer = setTimeout(() => {
+        if (settled) return;
         const err = new RedisUnavailableError(`no reply within ${this.table.timeoutMs} ms`);
         this.#fail(err);
-        reject(err);
+        giveUp(err);
+        this.#stall();
       }, this.table.timeoutMs);
+      this.#waiting.add(giveUp);
       let started: Promise<T>;
       try {
         started = op(this.client);
@@ -345,6 +381,7 @@ export class RedisLink {
           clearTimeout(timer);
           if (settled) return;
           settled = true;
+          this.#waiting.delete(giveUp);
           redisCounters.command.observeSince(t0);
           this.#up();
           resolve(value);
@@ -353,12 +390,64 @@ export class RedisLink {
           clearTimeout(timer);
           if (settled) return;
           settled = true;
+          this.#waiting.delete(giveUp);
           redisCounters.errors++;
           this.#fail(err);
           reject(new RedisUnavailableError(reasonOf(err)));
+          if (reasonOf(err) === "no reply in time") this.#stall(); // ioredis's own commandTimeout came first
         },
       );
     });
+  }
+
+  /**
+   * #stall - a request timed out: the requests still waiting are answered
+   * now (they were sent after it to a server that does not answer: waiting
+   * out their own timeouts would only make them later), new ones are
+   * refused at once, and PING probes until the server answers (standalone;
+   * see the header).
+   */
+  #stall(): void {
+    if (this.table.cluster || this.#stalled || this.#closed) return;
+    this.#stalled = true;
+    const err = new RedisUnavailableError(`no reply within ${this.table.timeoutMs} ms (server stalled)`);
+    for (const giveUp of [...this.#waiting]) giveUp(err);
+    this.#probeTimer = setTimeout(() => this.#probe(), REDIS_PROBE_MS);
+    this.#probeTimer.unref();
+  }
+
+  /** #probe - one PING within the timeout: an answer ends the stall, a timeout probes again, another failure ends it too (then ioredis fails fast). */
+  #probe(): void {
+    this.#probeTimer = undefined;
+    if (!this.#stalled || this.#closed) return;
+    let done = false;
+    const again = () => {
+      this.#probeTimer = setTimeout(() => this.#probe(), REDIS_PROBE_MS);
+      this.#probeTimer.unref();
+    };
+    const timer = setTimeout(() => {
+      if (done) return;
+      done = true;
+      this.#lastFailure = performance.now();
+      again();
+    }, this.table.timeoutMs);
+    timer.unref();
+    this.client.ping().then(
+      () => {
+        clearTimeout(timer);
+        if (done) return;
+        done = true;
+        this.#stalled = false;
+        this.#up();
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        if (done) return;
+        done = true;
+        if (reasonOf(err) === "no reply in time") again();
+        else this.#stalled = false; // not connected: ioredis refuses at once by itself, and reconnects
+      },
+    );
   }
 
   /** scanTargets - the servers a SCAN must visit: the client, or each Cluster master. */
@@ -393,6 +482,7 @@ export class RedisLink {
     if (this.#closed || --this.#refs > 0) return;
     this.#closed = true;
     if (this.#upTimer) clearTimeout(this.#upTimer);
+    if (this.#probeTimer) clearTimeout(this.#probeTimer);
     if (links.get(this.table.path) === this) links.delete(this.table.path);
     if (!this.#started) {
       this.client.disconnect(); // never connected: nothing to say goodbye to

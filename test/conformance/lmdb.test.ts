@@ -12,6 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   FLUSH_DELAY_MS,
+  lmdbSetLoopGauge,
   FLUSH_MAX_ENTRIES,
   lmdbBackendInfo,
   lmdbFileFor,
@@ -63,9 +64,33 @@ describe("lmdb backend specifics", () => {
     assert.ok(file.includes(Buffer.from("id-raw")), "raw key bytes present");
   });
 
+  it("writes at the end of the turn while the event loop is not busy, in batches by timer while it is", async () => {
+    const name = join(dir, "turn-end");
+    const b = await lmdbOpen(name, { truncate: true });
+    const old = lmdbSetLoopGauge({ busy: () => false });
+    try {
+      b.update("quiet", Buffer.from("q"));
+      assert.equal(b.pendingWrites, 1, "not in the request's own turn");
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      assert.equal(b.pendingWrites, 0, "written at the end of the turn");
+      lmdbSetLoopGauge({ busy: () => true });
+      b.update("busy-1", Buffer.from("1"));
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      b.update("busy-2", Buffer.from("2"));
+      assert.equal(b.pendingWrites, 2, "a busy loop batches across turns");
+      await sleep(FLUSH_DELAY_MS * 10);
+      assert.equal(b.pendingWrites, 0, "the timer flushed the batch");
+      assert.deepEqual(b.lookup("busy-2"), Buffer.from("2"));
+    } finally {
+      lmdbSetLoopGauge(old);
+      await b.close();
+    }
+  });
+
   it("batches writes: visible at once, in the file after FLUSH_DELAY_MS or FLUSH_MAX_ENTRIES writes", async () => {
     const name = join(dir, "batching");
     const b = await lmdbOpen(name, { truncate: true });
+    const old = lmdbSetLoopGauge({ busy: () => true });
     try {
       b.update("one", Buffer.from("v1"));
       assert.equal(b.pendingWrites, 1, "the write waits in the overlay");
@@ -81,6 +106,7 @@ describe("lmdb backend specifics", () => {
       assert.deepEqual(b.lookup("id-7"), Buffer.from("value-7"), "flushed entries are read from the file");
       assert.equal(b.lookup("one"), undefined);
     } finally {
+      lmdbSetLoopGauge(old);
       await b.close();
     }
     const again = await lmdbOpen(name, { truncate: false });

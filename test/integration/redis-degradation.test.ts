@@ -207,7 +207,7 @@ describe("redis session cache under failure", { skip: redisSkipReason() ?? false
     try {
       cache = await scacheOpen(`redis:${table}`, "smtpd", false, 3600);
       assert.ok(await untilWorks(cache), "served by the second server");
-      assert.equal((await server.cli("exists", "fo:session:probe")).trim(), "1");
+      assert.equal((await server.cli("exists", "fo:smtpd:session:probe")).trim(), "1");
     } finally {
       await cache.close();
       await dead.stop();

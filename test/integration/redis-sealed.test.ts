@@ -75,15 +75,15 @@ describe("sealed session entries in Redis (finding 1)", { skip: redisSkipReason(
     server = await startRedisServer();
     const wrap = join(dir, "key-wrap");
     keygen(wrap);
-    const smtpd = await writeRedisTable(join(dir, "smtpd-redis.cf"), { servers: `127.0.0.1:${server.port}`, keyPrefix: "mx:smtpd:", keyWrapFile: wrap, timeout: "2s" });
-    const smtp = await writeRedisTable(join(dir, "smtp-redis.cf"), { servers: `127.0.0.1:${server.port}`, keyPrefix: "mx:smtp:", keyWrapFile: wrap, timeout: "2s" });
+    // One table for both caches: keys mx:smtpd:session:ID and mx:smtp:session:ID (cache/backends/redis.ts).
+    const table = await writeRedisTable(join(dir, "mx-redis.cf"), { servers: `127.0.0.1:${server.port}`, keyPrefix: "mx:", keyWrapFile: wrap, timeout: "2s" });
     mkdirSync(join(dir, "data"), { mode: 0o700 });
     writeFileSync(join(dir, "main.cf"), [
       `queue_directory = ${dir}/queue`,
       `data_directory = ${dir}/data`,
       `mail_owner = ${process.getuid?.() === 0 ? "root" : process.env["USER"] ?? "nobody"}`,
-      `smtpd_tls_session_cache_database = redis:${smtpd}`,
-      `smtp_tls_session_cache_database = redis:${smtp}`,
+      `smtpd_tls_session_cache_database = redis:${table}`,
+      `smtp_tls_session_cache_database = redis:${table}`,
       "",
     ].join("\n"));
     d = await startDaemon({ configDir: dir, socket: join(dir, "tlsmgr.sock") });
@@ -142,7 +142,7 @@ describe("sealed session entries in Redis (finding 1)", { skip: redisSkipReason(
     // Another destination of the same cache.
     await setRaw(server, "mx:smtp:session:smtp:[victim.example]:25", sealed);
     assert.equal((await tlsmgrLookup(d.socket, "smtp", "smtp:[victim.example]:25")).status, -1, "copy to another id served");
-    // The same id in the smtpd cache (another cache type and key prefix).
+    // The same id in the smtpd cache (another cache type, same table and key_prefix).
     await setRaw(server, `mx:smtpd:session:${id}`, sealed);
     assert.equal((await tlsmgrLookup(d.socket, "smtpd", id)).status, -1, "copy to another cache type served");
     // A bit changed in the sealed value.

@@ -60,8 +60,8 @@ import { opensslHandshake, type HandshakeResult } from "../helpers/openssl-probe
 
 const skip = postfixSkipReason();
 
-/** The tables of each host: one per cache (Postfix refuses one database for two caches), one for keys. */
-const TABLES = ["smtpd-redis.cf", "smtp-redis.cf", "keys-redis.cf"] as const;
+/** The table of each host: one for the smtpd cache, the smtp cache and the ticket keys, as a new user would write it. */
+const TABLES = ["farm-redis.cf"] as const;
 
 interface FarmHost {
   name: string;
@@ -94,14 +94,13 @@ async function farmHost(name: string, redis: RedisServerHandle, wrapFile: string
   started.instances.push(pf);
   const table = (t: string) => join(pf.configDir, t);
   const servers = `${redis.host}:${redis.port}`;
-  await writeRedisTable(table("smtpd-redis.cf"), { servers, keyPrefix: "farm:smtpd:", timeout: "1s", keyWrapFile: wrapFile });
-  await writeRedisTable(table("smtp-redis.cf"), { servers, keyPrefix: "farm:smtp:", timeout: "1s", keyWrapFile: wrapFile });
-  await writeRedisTable(table("keys-redis.cf"), { servers, keyPrefix: "farm:keys:", timeout: "1s", keyWrapFile: wrapFile });
+  // One table: keys farm:smtpd:session:ID, farm:smtp:session:ID, farm:tktkey:L:E (src/cache/backends/redis.ts).
+  await writeRedisTable(table("farm-redis.cf"), { servers, keyPrefix: "farm:", timeout: "1s", keyWrapFile: wrapFile });
   await nameSmtpdService(pf);
   await pf.postconf("-e",
-    `smtpd_tls_session_cache_database = redis:${table("smtpd-redis.cf")}`,
-    `smtp_tls_session_cache_database = redis:${table("smtp-redis.cf")}`,
-    `tlsmgr_ticket_key_database = redis:${table("keys-redis.cf")}`,
+    `smtpd_tls_session_cache_database = redis:${table("farm-redis.cf")}`,
+    `smtp_tls_session_cache_database = redis:${table("farm-redis.cf")}`,
+    `tlsmgr_ticket_key_database = redis:${table("farm-redis.cf")}`,
     `relayhost = ${relayhost(pf)}`);
   await pf.start();
   const daemon = await startDaemon({ configDir: pf.configDir });
@@ -183,7 +182,7 @@ test("an MX farm: two Postfix hosts, each with our tlsmgr, on one redis-server",
       assert.equal(k.status, 0);
       assert.equal(k.keybuf.subarray(0, 16).toString("hex"), name, `host ${h.name}'s current key`);
     }
-    const slots = (await r.cli("--scan", "--pattern", "farm:keys:tktkey:*")).trim().split("\n");
+    const slots = (await r.cli("--scan", "--pattern", "farm:tktkey:*")).trim().split("\n");
     assert.equal(slots.length, 1, slots.join(","));
     const blob = execFileSync(redisCliPath(), ["-h", r.host, "-p", String(r.port), "--raw", "get", slots[0]!]);
     const keyB = (await tlsmgrTktkey(b.daemon.socket)).keybuf;

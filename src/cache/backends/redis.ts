@@ -11,17 +11,24 @@
  *           (redis/table.ts); timestamps (cache/scache.ts).
  * See also: cache/backend.ts, memcache_table(5), test/conformance/redis.test.ts
  *
- * Map name: the table file, e.g. redis:/etc/postfix/tls-redis.cf. Each cache
- * needs its own table file (Postfix refuses one database for two caches),
- * and, when they share servers, its own key_prefix.
+ * Map name: the table file, e.g. redis:/etc/postfix/tls-redis.cf. One table
+ * may serve the smtpd, smtp and lmtp caches and tlsmgr_ticket_key_database
+ * at once (one connection, cache-set.ts allows it: sharedByCaches), or each
+ * may have a table of its own, with its own key_prefix or not.
  *
- * Keys: key_prefix + "session:" + the cache id (UTF-8). Values: the bytes
- * given (scache's timestamp and the session), sealed (cache/session-seal.ts)
- * under key_wrap_file, which a redis: cache therefore requires: whoever
- * reads Redis or its traffic learns no session, and a value that does not
- * open (planted, altered, copied from another id or cache, sealed under
- * another key_wrap_file) is a miss and is deleted, with a warning at most
- * once per SEAL_WARN_INTERVAL_MS. Every update sets a TTL of
+ * Keys: key_prefix + cache type + ":session:" + the cache id (UTF-8), e.g.
+ * "tlsmgr:smtpd:session:<id>" and "tlsmgr:smtp:session:<id>"; the cache
+ * type is BackendOpenOptions.cache (scache.ts passes it), and an opener
+ * that gives none gets key_prefix + "session:" + id. Ticket keys live
+ * beside them under key_prefix + "tktkey:" (tickets/redis-keys.ts).
+ * Values: the bytes given (scache's timestamp and the session), sealed
+ * (cache/session-seal.ts) under key_wrap_file, which a redis: cache
+ * therefore requires: whoever reads Redis or its traffic learns no
+ * session, and a value that does not open (planted, altered, copied from
+ * another id or cache, sealed under another key_wrap_file) is a miss and is
+ * deleted, with a warning at most once per SEAL_WARN_INTERVAL_MS. The seal
+ * binds the cache type and key_prefix as well as the id, so one table
+ * serving several caches keeps them apart. Every update sets a TTL of
  * the cache timeout plus one second (BackendOpenOptions.timeout, else
  * REDIS_DEFAULT_TTL), so Redis drops entries by itself: the backend says so
  * with expiresByItself, and no sweep need walk a shared store.
@@ -51,9 +58,13 @@ export const REDIS_DEFAULT_TTL = 3600;
 const SESSION_INFIX = "session:";
 /** At most one warning about values that do not open per this many milliseconds (each with the count since the last). */
 export const SEAL_WARN_INTERVAL_MS = 60_000;
-
 /** Delete KEYS[1] only while it holds ARGV[1]: one atomic step. */
 const DEL_IF_SAME = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+/** redisSessionPrefix - what comes before a cache id in its key (see the header). */
+export function redisSessionPrefix(keyPrefix: string, cache?: string): string {
+  return keyPrefix + (cache !== undefined && cache !== "" ? `${cache}:` : "") + SESSION_INFIX;
+}
 
 /** globEscape - text matched literally by a Redis MATCH pattern. */
 function globEscape(text: string): string {
@@ -79,11 +90,11 @@ export class RedisBackend implements CacheBackend {
   #unopened = 0;
   #unopenedWarned = -Infinity;
 
-  constructor(link: RedisLink, type: string, name: string, ttl: number, seal: SessionSeal) {
+  constructor(link: RedisLink, type: string, name: string, ttl: number, seal: SessionSeal, cache?: string) {
     this.#link = link;
     this.type = type;
     this.name = name;
-    this.#prefix = link.table.keyPrefix + SESSION_INFIX;
+    this.#prefix = redisSessionPrefix(link.table.keyPrefix, cache);
     this.#prefixLen = Buffer.byteLength(this.#prefix);
     this.#ttl = ttl;
     this.#seal = seal;
@@ -207,11 +218,13 @@ export async function redisOpen(name: string, opts: BackendOpenOptions): Promise
   const seal = sessionSealOpen(table.keyWrapFile, name, opts.cache ?? "session", table.keyPrefix);
   const link = await redisLinkOpen(name, { table });
   const timeout = opts.timeout !== undefined && opts.timeout > 0 ? opts.timeout : REDIS_DEFAULT_TTL;
-  return new RedisBackend(link, opts.type ?? "redis", name, Math.ceil(timeout) + 1, seal);
+  return new RedisBackend(link, opts.type ?? "redis", name, Math.ceil(timeout) + 1, seal, opts.cache);
 }
+
 
 export const redisBackendInfo: BackendInfo = {
   types: REDIS_MAP_TYPES,
   open: redisOpen,
   kind: "Redis",
+  sharedByCaches: true,
 };
