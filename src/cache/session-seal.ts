@@ -54,9 +54,14 @@ export class SessionSeal {
     this.#aadHead = Buffer.concat([AAD_TAG, cacheType, keyPrefix].map((f) => lengthPrefixed(Buffer.from(f, "utf8"))));
   }
 
-  /** #aad - the associated data of cache id `id`. */
+  /** #aad - the associated data of cache id `id`: the head, the id's length, the id (one buffer). */
   #aad(id: string): Buffer {
-    return Buffer.concat([this.#aadHead, lengthPrefixed(Buffer.from(id, "utf8"))]);
+    const head = this.#aadHead.length;
+    const out = Buffer.allocUnsafe(head + 4 + Buffer.byteLength(id, "utf8"));
+    this.#aadHead.copy(out, 0);
+    out.writeUInt32BE(out.length - head - 4, head);
+    out.write(id, head + 4, "utf8");
+    return out;
   }
 
   /** seal - the sealed form of value (scache's stored value) for cache id `id`. */

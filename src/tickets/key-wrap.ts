@@ -25,7 +25,7 @@
  * blob copied to another slot does not open.
  */
 
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes, randomFillSync, type KeyObject } from "node:crypto";
 import { msgFatal } from "../log/msg.js";
 import { errorText } from "../log/errors.js";
 import { readSecretFile } from "../master/secret-file.js";
@@ -107,22 +107,33 @@ export function keyWrapFileRead(path: string, context: string): KeyWrapper {
 
 /** KeyWrapper - seal and open blobs under the key derived from one secret. */
 export class KeyWrapper {
-  readonly #key: Buffer;
+  readonly #key: KeyObject;
 
   /** secret: the 32 bytes of key_wrap_file (not kept); info: the HKDF label of this use of it. */
   constructor(secret: Buffer, info: string = KEY_WRAP_INFO) {
     if (secret.length !== KEY_WRAP_SECRET_LEN) throw new RangeError(`key wrap secret length ${secret.length}`);
-    // A view of the derived bytes, not a copy: nothing else holds them.
-    this.#key = Buffer.from(hkdfSync("sha256", secret, Buffer.alloc(0), info, 32));
+    const derived = Buffer.from(hkdfSync("sha256", secret, Buffer.alloc(0), info, 32));
+    this.#key = createSecretKey(derived); // a copy inside: the derived bytes are zeroed
+    derived.fill(0);
   }
 
-  /** wrap - seal plain, bound to aad. */
-  wrap(plain: Buffer, aad: Buffer, random: (n: number) => Buffer = randomBytes): Buffer {
-    const iv = random(KEY_WRAP_IV_LEN);
+  /**
+   * wrap - seal plain, bound to aad. The blob is written into one buffer (the
+   * session cache seals every update: allocations are what it costs most).
+   */
+  wrap(plain: Buffer, aad: Buffer, random?: (n: number) => Buffer): Buffer {
+    const iv = random ? random(KEY_WRAP_IV_LEN) : nonce();
     const c = createCipheriv("aes-256-gcm", this.#key, iv);
     c.setAAD(aad);
-    const body = Buffer.concat([c.update(plain), c.final()]);
-    return Buffer.concat([Buffer.from([KEY_WRAP_VERSION]), iv, body, c.getAuthTag()]);
+    const body = c.update(plain);
+    const rest = c.final(); // empty for GCM
+    const out = Buffer.allocUnsafe(KEY_WRAP_OVERHEAD + body.length + rest.length);
+    out[0] = KEY_WRAP_VERSION;
+    iv.copy(out, 1);
+    body.copy(out, 1 + KEY_WRAP_IV_LEN);
+    rest.copy(out, 1 + KEY_WRAP_IV_LEN + body.length);
+    c.getAuthTag().copy(out, out.length - KEY_WRAP_TAG_LEN);
+    return out;
   }
 
   /** unwrap - the plaintext, or undefined when the blob is malformed, altered, bound elsewhere or sealed with another secret. */
@@ -135,9 +146,26 @@ export class KeyWrapper {
       const d = createDecipheriv("aes-256-gcm", this.#key, iv);
       d.setAAD(aad);
       d.setAuthTag(tag);
-      return Buffer.concat([d.update(body), d.final()]);
+      const plain = d.update(body);
+      const rest = d.final(); // empty for GCM; throws when the tag does not match
+      return rest.length === 0 ? plain : Buffer.concat([plain, rest]);
     } catch {
       return undefined;
     }
   }
+}
+
+/** IVs are cut from a buffer of random bytes filled NONCE_POOL at a time (one system call, not one per seal). */
+const NONCE_POOL = 256;
+const noncePool = Buffer.alloc(NONCE_POOL * KEY_WRAP_IV_LEN);
+let nonceNext = NONCE_POOL;
+
+/** nonce - 12 fresh random bytes: a view into the pool, to be used at once (wrap copies it before the next call). */
+function nonce(): Buffer {
+  if (nonceNext === NONCE_POOL) {
+    randomFillSync(noncePool);
+    nonceNext = 0;
+  }
+  const at = nonceNext++ * KEY_WRAP_IV_LEN;
+  return noncePool.subarray(at, at + KEY_WRAP_IV_LEN);
 }
