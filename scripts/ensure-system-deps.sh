@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ensure-system-deps.sh - make sure the programs the real-client tests use are
 #                         installed: postfix (postconf, sendmail), postfix-lmdb,
-#                         openssl, swaks, redis-server; and, when the Postfix
+#                         openssl, swaks, redis-server, strace; and, when the Postfix
 #                         release sources are there (../shared/postfix-src or
 #                         $TLSMGR_POSTFIX_SRC), what building them needs: gcc,
 #                         make, m4, libdb5.3-dev, libssl-dev.
@@ -37,6 +37,8 @@ missing_packages() {
   command -v openssl >/dev/null || missing+=(openssl)
   command -v swaks >/dev/null || missing+=(swaks)
   command -v redis-server >/dev/null || missing+=(redis-server)
+  # the socket test shows the daemon makes no chmod/chown of a path (test/integration/socket-dir.test.ts)
+  command -v strace >/dev/null || missing+=(strace)
   # building the Postfix releases of the test matrix (postfix-releases.ts)
   if [ -d "$release_src" ]; then
     command -v gcc >/dev/null || missing+=(gcc)

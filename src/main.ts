@@ -4,9 +4,10 @@
  * Owns: tlsmgr's hooks: pre-init (with privileges and mail_owner's effective
  *       ids: the PRNG exchange file and pool, the session caches, the ticket
  *       keys, a store that cannot be used giving way as Postfix's do; the
- *       request handlers' state and its statistics), post-init (the cache
- *       sweeps, the metrics server, the start-up info lines), before-exit
- *       (save the PRNG exchange file),
+ *       request handlers' state and its statistics), post-init (connecting
+ *       to Redis, now that privileges are dropped; the cache sweeps, the
+ *       metrics server, the start-up info lines), before-exit (save the PRNG
+ *       exchange file),
  *       the --home mode's cache defaults, and what runs after each request
  *       (the time of day into the PRNG pool).
  * Not here: the daemon's life cycle, command line, configuration, logging,
@@ -42,6 +43,7 @@ import { metricsAddressOf, startMetricsServer } from "./stats/metrics-server.js"
 import type { StatsSources } from "./stats/stats-view.js";
 import { ticketKeysOrMemory } from "./tickets/key-fallback.js";
 import { cacheUnavailable } from "./cache/unavailable-cache.js";
+import { redisConnectDeferred, redisDeferConnects } from "./redis/link.js";
 
 /** Bytes of each cache entry (time stamp and session start) that the sweep mixes into the PRNG pool. */
 const SWEEP_MIX_BYTES = 64;
@@ -84,11 +86,13 @@ function mixTimeOncePerTurn(pool: PrngPool): () => void {
  */
 async function tlsmgrPreInit(ctx: MultiServerContext): Promise<Tlsmgr> {
   const { cfg, owner } = ctx;
+  // Redis links open now (files read with privileges) and connect after the drop (post-init).
+  redisDeferConnects();
   // 3.6 and later expect the server announcement; 3.5 reads it as a reply.
   const announce = serverAnnouncement(cfg.tlsmgr_server_announcement, release, ctx.args.underMaster);
   // One tlsmgr per data directory, before any cache is truncated or socket taken over.
-  await takeInstanceLock(cfg.data_directory, ctx.args.underMaster ? INSTANCE_LOCK_WAIT_MS : 0);
   const ids = owner ? { uid: owner.uid, gid: owner.gid } : undefined;
+  await takeInstanceLock(cfg.data_directory, ctx.args.underMaster ? INSTANCE_LOCK_WAIT_MS : 0, ids);
   const redirect = {
     data_directory: cfg.data_directory,
     mail_owner: cfg.mail_owner,
@@ -156,6 +160,7 @@ async function tlsmgrPreInit(ctx: MultiServerContext): Promise<Tlsmgr> {
  * caches serve.
  */
 function tlsmgrPostInit(ctx: MultiServerContext, t: Tlsmgr): void {
+  void redisConnectDeferred();
   t.caches.startSweeps();
   if (ctx.args.standalone) return; // -S: one client, no start-up report, no metrics
   const metricsAt = metricsAddressOf(ctx.cfg);

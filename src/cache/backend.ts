@@ -70,7 +70,8 @@ export interface BackendOpenOptions {
   timeout?: number;
   /**
    * The cache served ("smtpd", "smtp", "lmtp"): a store several caches may
-   * share (BackendInfo.sharedByCaches) keeps each cache's keys apart by it.
+   * share (BackendInfo.sharedByCaches) keeps each cache's keys apart by it,
+   * and a sealed store binds its values to it.
    */
   cache?: string;
 }

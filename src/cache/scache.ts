@@ -17,7 +17,9 @@
  * (the time of the update, from the injected Clock), then the session bytes
  * as given, raw. (Postfix stores the hex of a native time_t and the session.)
  * An entry is expired when timestamp + timeout < now, as in Postfix. A value
- * shorter than the header is malformed. Expired and malformed entries are
+ * shorter than the header is malformed, and so is one dated more than
+ * SCACHE_CLOCK_SKEW seconds in the future (Postfix takes those: a far-future
+ * time kept a planted entry for ever). Expired and malformed entries are
  * misses and are deleted when met, by lookup or by the sweep.
  *
  * Sweep: a walk of the whole cache with backend.sequence(), interleaved with
@@ -45,6 +47,10 @@ import { CacheCounters } from "../stats/counters.js";
 
 /** Bytes before the session: the big-endian timestamp. */
 export const SCACHE_HEADER_LEN = 8;
+/** An entry dated more than this many seconds ahead of this host's clock is malformed (hosts sharing a store disagree by less). */
+export const SCACHE_CLOCK_SKEW = 60;
+/** At most one warning about entries from the future per this many milliseconds. */
+const FUTURE_WARN_INTERVAL_MS = 60_000;
 /** At most this many entries per sweep slice (one event-loop turn). */
 export const SWEEP_SLICE_MAX = 512;
 /** A slice ends once it has run this long (checked every 16 entries). */
@@ -171,6 +177,7 @@ export class SessionCache implements SessionCacheOps {
   #cursor: string | undefined;
   #cursorUpdated = false;
   #timer: NodeJS.Timeout | undefined;
+  #futureWarned = -Infinity;
   #stopping = false;
   #closed = false;
 
@@ -214,6 +221,14 @@ export class SessionCache implements SessionCacheOps {
       msgInfo(
         `read ${this.label} TLS cache entry ${logId(id)}: time=${stamp} [data ${value.length - SCACHE_HEADER_LEN} bytes]`,
       );
+    if (stamp > now + SCACHE_CLOCK_SKEW) {
+      const t = performance.now();
+      if (t - this.#futureWarned >= FUTURE_WARN_INTERVAL_MS) {
+        this.#futureWarned = t;
+        msgWarn(`${this.label} TLS cache: entry for ${logId(id)} is dated ${stamp - now}s in the future: deleted (is a clock wrong?)`);
+      }
+      return false;
+    }
     return !(stamp + this.timeout < now);
   }
 
@@ -471,7 +486,8 @@ export class SessionCache implements SessionCacheOps {
   #deleteIfStillBad(id: string, current: Buffer | undefined): MaybePromise<boolean> {
     if (current === undefined || this.#cursorUpdated) return false;
     const stamp = scacheTime(current);
-    if (stamp !== undefined && !(stamp + this.timeout < this.#clock.now())) return false;
+    const now = this.#clock.now();
+    if (stamp !== undefined && stamp <= now + SCACHE_CLOCK_SKEW && !(stamp + this.timeout < now)) return false;
     if (this.verbose) msgInfo(`delete ${this.label} session id=${logId(id)}`);
     return this.#backendDelete(id, current.length);
   }

@@ -1,7 +1,8 @@
 /**
  * multi-server.ts - the daemon skeleton: what a master(8) child does around
  *                   its own work, after Postfix's multi_server_main().
- * Owns: the start-up order (command line, main.cf, logging, the master link,
+ * Owns: the start-up order (command line, main.cf, logging, under master
+ *       as root the check of the running tree (master/tree-guard.ts), the master link,
  *       mail_owner looked up once, chdir to queue_directory, the service's
  *       pre-init while privileged, the listener, the privilege drop, the
  *       service's post-init), the embedded `--home` mode, -S (one client on
@@ -45,6 +46,7 @@ import { earlyLogSink, uncaughtText } from "../log/early-sink.js";
 import { startupLine } from "../cli/usage.js";
 import { masterPresent, openMasterLink } from "./master-link.js";
 import { dropPrivileges, lookupUser, refuseRoot, type PasswdEntry } from "./privileges.js";
+import { treeGuard } from "./tree-guard.js";
 
 /** Where a service listens: master's descriptors, or a socket path it creates. */
 export type ListenTarget = { fds: number[] } | { path: string; dirOwner?: { uid: number; gid: number } };
@@ -215,6 +217,9 @@ async function start<S extends MultiServerService>(
     ...(myhostname ? { myhostname } : {}),
   });
   if (!args.standalone) msgInfo(startupLine());
+
+  // master runs us as root: say so loudly when others could change the files that run.
+  if (args.underMaster && process.geteuid?.() === 0) treeGuard();
 
   const link = args.underMaster ? openMasterLink(args, process.env, cfg.daemon_timeout) : undefined;
   if (link) closers.push({ fn: () => link.close(), stopOnly: false });

@@ -9,9 +9,10 @@
  * See also: binding.gyp, scripts/install.mjs, postfix/src/util/myflock.c
  *
  * Where it is looked for, as node-gyp-build does: $TLSMGR_POSIX_ADDON when
- * set; else build/Release/posix.node (a build from source on this host),
- * then prebuilds/PLATFORM-ARCH/*.node (prebuilt by `npm pack`, for linux
- * x64 and arm64, matched on libc).
+ * set and this process is not root (loading a file is running its code:
+ * root runs only the addon of its own tree); else build/Release/posix.node
+ * (a build from source on this host), then prebuilds/PLATFORM-ARCH/*.node
+ * (prebuilt by `npm pack`, for linux x64 and arm64, matched on libc).
  *
  * Every function throws when the addon is absent (code "ERR_NATIVE_UNAVAILABLE");
  * callers check nativeAvailable() first when they have a fallback. A failing
@@ -69,12 +70,19 @@ function projectRoot(): string {
   return path.resolve(here, up);
 }
 
+/** addonFromEnv - $TLSMGR_POSIX_ADDON, unless this process is root (see the header) */
+function addonFromEnv(): string | undefined {
+  const uid = process.getuid?.() ?? 0;
+  const euid = process.geteuid?.() ?? 0;
+  return uid === 0 || euid === 0 ? undefined : process.env.TLSMGR_POSIX_ADDON || undefined;
+}
+
 /** loadAddon - load once; remember why it failed */
 function loadAddon(): PosixAddon | undefined {
   if (loaded) return addon;
   loaded = true;
   const require = createRequire(import.meta.url);
-  const fromEnv = process.env.TLSMGR_POSIX_ADDON;
+  const fromEnv = addonFromEnv();
   let file: string;
   try {
     if (fromEnv) {
@@ -102,7 +110,7 @@ function loadAddon(): PosixAddon | undefined {
 /** nativeAddonPath - the file the addon was loaded from, or undefined when it is absent */
 export function nativeAddonPath(): string | undefined {
   if (!loadAddon()) return undefined;
-  const fromEnv = process.env.TLSMGR_POSIX_ADDON;
+  const fromEnv = addonFromEnv();
   if (fromEnv) return fromEnv;
   const gypBuild = createRequire(import.meta.url)("node-gyp-build") as { resolve(dir: string): string };
   return gypBuild.resolve(projectRoot());

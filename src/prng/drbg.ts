@@ -72,6 +72,12 @@ function hmacSep(key: Buffer, v: Buffer, sep: Buffer, parts: readonly Buffer[]):
   return h.digest();
 }
 
+/** setState - copy a fresh HMAC output into a state buffer (K or V), then zero the output */
+function setState(state: Buffer, fresh: Buffer): void {
+  fresh.copy(state);
+  fresh.fill(0);
+}
+
 /** hasData - true when any part is non-empty (provided_data is not Null) */
 function hasData(parts: readonly Buffer[]): boolean {
   for (const p of parts) if (p.length > 0) return true;
@@ -79,8 +85,9 @@ function hasData(parts: readonly Buffer[]): boolean {
 }
 
 export class HmacDrbg {
-  #key: Buffer = Buffer.alloc(DRBG_OUTLEN);
-  #v: Buffer = Buffer.alloc(DRBG_OUTLEN);
+  /** K and V: these two buffers for the DRBG's life, overwritten in place (see #update). */
+  readonly #key: Buffer = Buffer.alloc(DRBG_OUTLEN);
+  readonly #v: Buffer = Buffer.alloc(DRBG_OUTLEN);
   #reseedCounter = 0;
   #instantiated = false;
   readonly #getEntropy: ((minBytes: number) => Buffer) | undefined;
@@ -108,13 +115,18 @@ export class HmacDrbg {
     return this.#reseedCounter;
   }
 
-  /** update - HMAC_DRBG_Update (10.1.2.2) with provided_data as the concatenation of parts */
+  /**
+   * update - HMAC_DRBG_Update (10.1.2.2) with provided_data as the
+   * concatenation of parts. K and V stay in their two buffers: each new value
+   * is copied in and the HMAC output that carried it zeroed (setState), so
+   * no earlier state is left in memory.
+   */
   #update(parts: readonly Buffer[]): void {
-    this.#key = hmacSep(this.#key, this.#v, BYTE_00, parts);
-    this.#v = hmac(this.#key, this.#v);
+    setState(this.#key, hmacSep(this.#key, this.#v, BYTE_00, parts));
+    setState(this.#v, hmac(this.#key, this.#v));
     if (!hasData(parts)) return;
-    this.#key = hmacSep(this.#key, this.#v, BYTE_01, parts);
-    this.#v = hmac(this.#key, this.#v);
+    setState(this.#key, hmacSep(this.#key, this.#v, BYTE_01, parts));
+    setState(this.#v, hmac(this.#key, this.#v));
   }
 
   /** entropy - explicit entropy input, or Get_entropy_input from the callback */
@@ -140,8 +152,8 @@ export class HmacDrbg {
     checkLength(personalization, "personalization string");
     const ent = this.#entropy(entropy, this.#minEntropy, "entropy input");
     const non = this.#entropy(nonce, this.#minNonce, "nonce");
-    this.#key = Buffer.alloc(DRBG_OUTLEN, 0x00);
-    this.#v = Buffer.alloc(DRBG_OUTLEN, 0x01);
+    this.#key.fill(0x00);
+    this.#v.fill(0x01);
     this.#update([ent, non, personalization]);
     this.#reseedCounter = 1;
     this.#instantiated = true;
@@ -175,7 +187,7 @@ export class HmacDrbg {
     const out = Buffer.allocUnsafe(nBytes);
     let done = 0;
     while (done < nBytes) {
-      this.#v = hmac(this.#key, this.#v);
+      setState(this.#v, hmac(this.#key, this.#v));
       done += this.#v.copy(out, done, 0, Math.min(DRBG_OUTLEN, nBytes - done));
     }
     this.#update([additional]);

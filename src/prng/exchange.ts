@@ -1,6 +1,9 @@
 /**
  * exchange.ts - the PRNG exchange file (tls_random_exchange_name) shared with Postfix processes.
- * Owns: opening it (O_RDWR|O_CREAT, mode 0600), and one update: take an
+ * Owns: opening it (O_RDWR|O_CREAT|O_NOFOLLOW, mode 0600: it lives in the
+ *       data_directory that mail_owner processes can write, so a symbolic
+ *       link planted there is refused, as is a regular file with another
+ *       hard link), and one update: take an
  *       exclusive flock(2) lock (the lock Postfix's myflock() takes, so smtpd,
  *       smtp and flock(1) all see it), read what is there, let the pool mix it
  *       in and hand back 1024 fresh bytes, write them at offset 0, unlock.
@@ -51,9 +54,26 @@ const defaultWriter: ExchangeWriter = async (fh, buf, offset, length, position) 
 
 let warnedNoFlock = false;
 
-/** openExchangeFile - open or create the file, mode 0600 */
+/** openExchangeFile - open or create the file, mode 0600; never through a symbolic link, nor a regular file with other links */
 async function openExchangeFile(path: string): Promise<FileHandle> {
-  return open(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOCTTY, 0o600);
+  let fh: FileHandle;
+  try {
+    fh = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOCTTY | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ELOOP") throw new TlsmgrError("it is a symbolic link (not followed)", "ELOOP");
+    throw err;
+  }
+  const st = await fh.stat().catch(async (err: unknown) => {
+    await fh.close();
+    throw err;
+  });
+  // A device (/dev/full in tests) is taken, as by Postfix; a regular file must have no other name.
+  const why = st.isFile() && st.nlink > 1 ? `it has ${st.nlink} hard links` : undefined;
+  if (why !== undefined) {
+    await fh.close();
+    throw new TlsmgrError(why, "EPERM");
+  }
+  return fh;
 }
 
 export class PrngExchange {

@@ -7,8 +7,9 @@
  *       reconnects), the connector that picks the server of each connect
  *       (the failover list of standalone servers) and keeps every stream's
  *       errors handled, the per-request deadline, the outage state with one
- *       warning per outage and one line when it ends, and the sharing by
- *       table path.
+ *       warning per outage and one line when it ends, the sharing by
+ *       table path, connecting only after the privilege drop, and the
+ *       start-up warnings of redis/exposure.ts.
  * Not here: what is stored (cache/backends/redis.ts, tickets/redis-keys.ts);
  *           the table file (redis/table.ts); the counters run() bumps
  *           (stats/counters.ts redisCounters).
@@ -22,6 +23,14 @@
  * this link logs the first failure of an outage, and its end: a success
  * after REDIS_RECOVERY_QUIET_MS without failures (so a Cluster with one
  * node down, where some requests work, is one outage, not a flood).
+ *
+ * Privileges: a daemon that starts as root opens its links before it drops
+ * to mail_owner (the table, password and TLS files are read then), but
+ * connects them only after: between redisDeferConnects() and
+ * redisConnectDeferred() a link opens without connecting, so no reply from
+ * a Redis server is parsed with root's privileges. Until its first
+ * connection attempt has settled, a request waits for it (at most the
+ * table's timeout) rather than count as an outage.
  *
  * Stalled server (standalone): a server that keeps its connection but does
  * not answer (SIGSTOP, a long fork, swapping) would cost every request the
@@ -48,6 +57,7 @@ import { ERR_BACKEND_UNAVAILABLE, TlsmgrError, errorText } from "../log/errors.j
 import { msgInfo, msgWarn } from "../log/msg.js";
 import { redisCounters } from "../stats/counters.js";
 import { REDIS_DEFAULT_PORT, redisTableRead, type RedisServer, type RedisTable } from "./table.js";
+import { redisExposureWarnings } from "./exposure.js";
 
 /** Connect attempts give up after this long (then the back-off retries). */
 export const REDIS_CONNECT_TIMEOUT_MS = 2000;
@@ -163,13 +173,18 @@ export class RedisLink {
   #connError: string | undefined;
   #upTimer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** false until connect() (a link opened while connects are deferred). */
+  #started: boolean;
+  /** Settles when the first connection attempt has (ready or failed); undefined once it has. */
+  #firstAttempt: Promise<void> | undefined;
   /** Standalone only: a request timed out and the server has not answered since (see the header); the next probe. */
   #stalled = false;
   #probeTimer: NodeJS.Timeout | undefined;
   /** The requests waiting for an answer (how #stall answers them at once). */
   readonly #waiting = new Set<(err: RedisUnavailableError) => void>();
 
-  constructor(table: RedisTable) {
+  constructor(table: RedisTable, opts: { lazy?: boolean } = {}) {
+    this.#started = opts.lazy !== true;
     this.table = table;
     this.label = `redis:${table.path}`;
     const t = table.timeoutMs;
@@ -189,6 +204,7 @@ export class RedisLink {
     } satisfies RedisOptions;
     if (table.cluster) {
       const opts: ClusterOptions = {
+        lazyConnect: !this.#started,
         enableOfflineQueue: false,
         enableReadyCheck: true,
         clusterRetryStrategy: (times) => redisBackoff(times),
@@ -211,7 +227,7 @@ export class RedisLink {
         db: table.database,
         enableOfflineQueue: false,
         enableReadyCheck: true,
-        lazyConnect: false,
+        lazyConnect: !this.#started,
         retryStrategy: (times) => redisBackoff(times),
         // Several standalone servers are a failover list: after a failure, the next one.
         Connector: redisConnector(table.servers),
@@ -229,6 +245,31 @@ export class RedisLink {
       this.#connError = undefined;
       this.#up();
     });
+  }
+
+  /**
+   * connect - start a link opened while connects were deferred; resolves
+   * true once connected, false after REDIS_OPEN_WAIT_MS (then it goes on
+   * trying, and the outage is logged).
+   */
+  connect(): Promise<boolean> {
+    if (this.#started || this.#closed) return this.waitReady(0);
+    this.#started = true;
+    this.#firstAttempt = new Promise<void>((resolve) => {
+      const settle = () => {
+        this.client.off("ready", settle);
+        this.client.off("error", settle);
+        this.client.off("node error", settle);
+        this.#firstAttempt = undefined;
+        resolve();
+      };
+      this.client.on("ready", settle);
+      this.client.on("error", settle);
+      this.client.on("node error", settle);
+    });
+    // Failures arrive as "error" events (see the constructor): nothing to do here.
+    this.client.connect().catch(() => undefined);
+    return this.waitReady(REDIS_OPEN_WAIT_MS);
   }
 
   /** #fail - note a failure; the first of an outage is logged. */
@@ -291,6 +332,19 @@ export class RedisLink {
    * Rejects with RedisUnavailableError on any failure (already logged as an outage).
    */
   run<T>(op: (client: RedisClient) => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new RedisUnavailableError(`${this.label}: closed`));
+    // Not connected before the privilege drop (see the header): a miss, no outage.
+    if (!this.#started) return Promise.reject(new RedisUnavailableError(`${this.label}: not connected yet`));
+    const first = this.#firstAttempt;
+    if (first !== undefined) {
+      const bound = new Promise<void>((resolve) => setTimeout(resolve, this.table.timeoutMs).unref());
+      return Promise.race([first, bound]).then(() => this.#run(op));
+    }
+    return this.#run(op);
+  }
+
+  /** #run - run() once the first connection attempt has settled. */
+  #run<T>(op: (client: RedisClient) => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(new RedisUnavailableError(`${this.label}: closed`));
     if (this.#stalled) {
       redisCounters.errors++;
@@ -430,6 +484,10 @@ export class RedisLink {
     if (this.#upTimer) clearTimeout(this.#upTimer);
     if (this.#probeTimer) clearTimeout(this.#probeTimer);
     if (links.get(this.table.path) === this) links.delete(this.table.path);
+    if (!this.#started) {
+      this.client.disconnect(); // never connected: nothing to say goodbye to
+      return;
+    }
     const quit = this.client.quit().catch(() => undefined);
     const grace = new Promise<void>((resolve) => setTimeout(resolve, Math.max(200, this.table.timeoutMs)).unref());
     await Promise.race([quit, grace]);
@@ -446,8 +504,31 @@ export class RedisLink {
 export async function redisLinkOpen(path: string, opts: { table?: RedisTable; waitMs?: number } = {}): Promise<RedisLink> {
   const have = links.get(path);
   if (have) return have.acquire();
-  const link = new RedisLink(opts.table ?? redisTableRead(path));
+  const link = new RedisLink(opts.table ?? redisTableRead(path), { lazy: deferring });
+  for (const w of redisExposureWarnings(link.label, link.table)) msgWarn(w);
   links.set(path, link);
-  await link.waitReady(opts.waitMs ?? REDIS_OPEN_WAIT_MS);
+  if (deferring) deferred.add(link);
+  else await link.waitReady(opts.waitMs ?? REDIS_OPEN_WAIT_MS);
   return link;
+}
+
+/** While true, links open without connecting (see "Privileges" in the header). */
+let deferring = false;
+const deferred = new Set<RedisLink>();
+
+/** redisDeferConnects - from now on, open links without connecting them (a daemon started as root, before its privilege drop). */
+export function redisDeferConnects(): void {
+  deferring = true;
+}
+
+/**
+ * redisConnectDeferred - connect the links opened since redisDeferConnects()
+ * (after the privilege drop); later links connect at once again. Resolves
+ * when each is connected or has waited REDIS_OPEN_WAIT_MS.
+ */
+export async function redisConnectDeferred(): Promise<void> {
+  deferring = false;
+  const starting = [...deferred].map((l) => l.connect());
+  deferred.clear();
+  await Promise.all(starting);
 }

@@ -16,13 +16,15 @@
  *   database       number >= 0 (0); must be 0 with cluster = yes
  *   key_prefix     text before every key (tlsmgr:)
  *   username       Redis 6 ACL user (none)
- *   password_file  absolute path; its first line is the password (none)
+ *   password_file  absolute path; its first line is the password (none);
+ *                  a secret file (master/secret-file.ts: root's, mode 0600)
  *   tls            yes|no (no): TLS to the servers
  *   tls_ca_file, tls_cert_file, tls_key_file  absolute paths (PEM)
  *   tls_server_name  name to verify in the server certificate (the host)
  *   timeout        per-request bound, NUMBER[ms|s] (50ms; no unit = ms)
- *   key_wrap_file  absolute path of the 0600 secret wrapping ticket keys
- *                  (needed only when tlsmgr_ticket_key_database names this table)
+ *   key_wrap_file  absolute path of the 0600 secret that seals session
+ *                  cache entries and wraps ticket keys (required: a redis:
+ *                  cache and a redis: key store refuse to start without it)
  *
  * Logical lines as main.cf: '#' comments, blank lines, continuation lines
  * start with white space. A name given twice: warning, the later one wins.
@@ -33,6 +35,7 @@ import { isAbsolute } from "node:path";
 import { splitNameval } from "../config/main-cf.js";
 import { errorText } from "../log/errors.js";
 import { msgFatal, msgWarn } from "../log/msg.js";
+import { readSecretFile } from "../master/secret-file.js";
 
 /** One server: TCP host and port, or a UNIX-domain socket path. */
 export type RedisServer = { host: string; port: number } | { path: string };
@@ -235,9 +238,19 @@ export function redisTableParse(text: string, path: string): RedisTable {
   }
 
   let password: string | undefined;
-  const pw = file("password_file");
+  const pwPath = get("password_file");
+  let pw: Buffer | undefined;
+  if (pwPath !== undefined && pwPath !== "") {
+    if (!isAbsolute(pwPath)) msgFatal(`${where("password_file")}: password_file: "${pwPath}" is not an absolute pathname`);
+    try {
+      pw = readSecretFile(pwPath);
+    } catch (err) {
+      msgFatal(`${where("password_file")}: password_file ${pwPath}: ${errorText(err)}`);
+    }
+  }
   if (pw !== undefined) {
     password = pw.toString("utf8").split("\n")[0]!.replace(/\r$/, "");
+    pw.fill(0);
     if (password === "") msgFatal(`${where("password_file")}: password_file: ${get("password_file")} holds no password`);
   }
   const username = get("username") || undefined;

@@ -1,7 +1,8 @@
 /**
  * listener.ts - the local stream socket tlsmgr listens on, and its clients.
  * Owns: creating the socket (Postfix's mode 0666 inside a 0700 private
- *       directory) or adopting one inherited from master(8), accepting,
+ *       directory: the directory rules and the ids are server/socket-path.ts's)
+ *       or adopting one inherited from master(8), accepting,
  *       naming clients for diagnostics, and closing (the clients too).
  *       Caps: server/descriptor-room.ts (open file limit),
  *       server/input-budget.ts (one per listener).
@@ -12,22 +13,22 @@
 
 import { createServer } from "node:net";
 import type { Server, Socket } from "node:net";
-import { chmodSync, chownSync, statSync, unlinkSync } from "node:fs";
-import { dirname } from "node:path";
+import { unlinkSync } from "node:fs";
 import type { TlsmgrState } from "./handlers.js";
 import type { ConnectionOptions } from "./connection.js";
 import { serveConnection } from "./connection.js";
 import { InputBudget, inputBudgetBytes } from "./input-budget.js";
 import { capClients } from "./descriptor-room.js";
+import { prepareSocketPath, withSocketIds } from "./socket-path.js";
+import { CACHE_TYPES } from "../protocol/tlsmgr-proto.js";
 import { msgFatal } from "../log/msg.js";
 import { errorText } from "../log/errors.js";
-import { makeDirs } from "../util/make-dirs.js";
 
 export interface ListenerOptions extends ConnectionOptions {
   /** A path to create, or inherited listening descriptors (from master). */
   path?: string;
   fds?: number[];
-  /** Owner for a created private directory (mail_owner), when running as root. */
+  /** mail_owner: owner of a private directory made for the socket, and the ids of a socket made in its directory. */
   dirOwner?: { uid: number; gid: number };
 }
 
@@ -36,23 +37,12 @@ export interface TlsmgrListener {
   close(): Promise<void>;
 }
 
-/** prepareSocketPath - make the private directory (0700) and clear a stale socket. */
-export function prepareSocketPath(path: string, owner?: { uid: number; gid: number }): void {
-  const dir = dirname(path);
-  try {
-    makeDirs(dir, 0o700);
-    // Master's private/ is owned by mail_owner; only root can give it away.
-    if (owner && statSync(dir).uid !== owner.uid) chownSync(dir, owner.uid, owner.gid);
-  } catch (err) {
-    msgFatal(`create directory ${dir}: ${errorText(err)}`);
-  }
-  try {
-    const st = statSync(path);
-    if (st.isSocket()) unlinkSync(path);
-    else msgFatal(`${path}: exists and is not a socket`);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-  }
+/** socketSecrets - what this daemon's socket hands out that other users must not have (server/socket-path.ts). */
+function socketSecrets(state: TlsmgrState): string[] {
+  const out: string[] = [];
+  if (state.caches.timeout("smtpd") > 0) out.push("session ticket keys");
+  if (CACHE_TYPES.some((t) => state.caches.get(t) !== undefined)) out.push("cached sessions");
+  return out;
 }
 
 /** startListener - listen and serve until close(). */
@@ -86,14 +76,14 @@ export async function startListener(state: TlsmgrState, opts: ListenerOptions): 
   if (opts.fds && opts.fds.length > 0) {
     for (const fd of opts.fds) await listenOn({ fd }, `fd ${fd}`);
   } else if (opts.path) {
-    prepareSocketPath(opts.path, opts.dirOwner);
+    // Postfix's private sockets are 0666, made so by the umask; the 0700 directory is the guard.
+    const ids = prepareSocketPath(opts.path, { owner: opts.dirOwner, secrets: socketSecrets(state) });
+    const path = opts.path;
     try {
-      await listenOn({ path: opts.path }, opts.path);
+      await withSocketIds(ids, () => listenOn({ path }, path));
     } catch (err) {
       msgFatal(`bind ${opts.path}: ${errorText(err)}`);
     }
-    // Postfix's private sockets are 0666; the 0700 directory is the guard.
-    chmodSync(opts.path, 0o666);
   } else {
     msgFatal("no socket to listen on");
   }

@@ -10,19 +10,25 @@
  *
  * Secret file: lines; '#' comments and blank lines are ignored; the one
  * other line is the base64 of 32 random bytes. It must be a regular file
- * that only its owner can read or write (mode 0600 or 0400); the same file
- * goes to every host that shares the keys.
+ * (not a symbolic link), owned by root or by the user that started the
+ * daemon, that only its owner can read or write (mode 0600 or 0400); the
+ * same file goes to every host that shares the keys. It is checked and read
+ * through one descriptor (master/secret-file.ts): no stat-then-read race.
  *
- * Wrapping key: HKDF-SHA256(secret, salt "", info KEY_WRAP_INFO), 32 bytes.
+ * Keys: HKDF-SHA256(secret, salt "", info), 32 bytes, one per use of the
+ * secret: KEY_WRAP_INFO for ticket keys, and another label for session
+ * cache entries (cache/session-seal.ts), so that a blob of one kind never
+ * opens as the other. The secret itself is zeroed once the key is derived.
+ *
  * Sealed blob: version byte (1), 12-byte random IV, ciphertext, 16-byte tag.
  * The caller's associated data binds a blob to the place it is stored, so a
  * blob copied to another slot does not open.
  */
 
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
-import { FatalError, msgFatal } from "../log/msg.js";
+import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes, randomFillSync, type KeyObject } from "node:crypto";
+import { msgFatal } from "../log/msg.js";
 import { errorText } from "../log/errors.js";
+import { readSecretFile } from "../master/secret-file.js";
 
 export const KEY_WRAP_SECRET_LEN = 32;
 export const KEY_WRAP_VERSION = 1;
@@ -30,7 +36,8 @@ export const KEY_WRAP_IV_LEN = 12;
 export const KEY_WRAP_TAG_LEN = 16;
 /** Bytes a sealed blob adds to its plaintext. */
 export const KEY_WRAP_OVERHEAD = 1 + KEY_WRAP_IV_LEN + KEY_WRAP_TAG_LEN;
-const KEY_WRAP_INFO = "tlsmgr-ts session ticket key wrap v1";
+/** The HKDF label of the ticket-key wrapping key. */
+export const KEY_WRAP_INFO = "tlsmgr-ts session ticket key wrap v1";
 
 /** keyWrapSecretNew - 32 fresh random bytes. */
 export function keyWrapSecretNew(random: (n: number) => Buffer = randomBytes): Buffer {
@@ -64,44 +71,69 @@ export function keyWrapSecretParse(text: string): Buffer | string {
 }
 
 /**
- * keyWrapFileRead - the wrapper for secret file PATH (start-up, synchronous).
- * Fatal, naming `context` (e.g. the table file) and the file, when it is
- * missing, not a regular file, readable or writable by others, or malformed.
+ * keyWrapSecretRead - the 32-byte secret in file PATH (start-up,
+ * synchronous), read by master/secret-file.ts (one descriptor, root's or the
+ * start-up user's file, mode 0600 or 0400, read with the start-up user's
+ * ids). Fatal, naming `context` (e.g. the table file) and the file, when
+ * it breaks those rules or is malformed. The caller zeroes the secret when
+ * done with it.
+ */
+export function keyWrapSecretRead(path: string, context: string): Buffer {
+  const where = `${context}: key_wrap_file ${path}`;
+  let raw: Buffer;
+  try {
+    raw = readSecretFile(path);
+  } catch (err) {
+    return msgFatal(`${where}: ${errorText(err)}`);
+  }
+  const secret = keyWrapSecretParse(raw.toString("utf8"));
+  raw.fill(0);
+  if (typeof secret === "string") return msgFatal(`${where}: ${secret} (make one with: tlsmgr-postfix keygen FILE)`);
+  return secret;
+}
+
+/**
+ * keyWrapFileRead - the ticket-key wrapper for secret file PATH (see
+ * keyWrapSecretRead for the checks, all fatal).
  */
 export function keyWrapFileRead(path: string, context: string): KeyWrapper {
-  const where = `${context}: key_wrap_file ${path}`;
-  let text: string;
+  const secret = keyWrapSecretRead(path, context);
   try {
-    const st = statSync(path);
-    if (!st.isFile()) msgFatal(`${where}: not a regular file`);
-    if ((st.mode & 0o077) !== 0)
-      msgFatal(`${where}: mode ${(st.mode & 0o777).toString(8).padStart(4, "0")} lets others read or change it: chmod 600 ${path}`);
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    if (err instanceof FatalError) throw err;
-    return msgFatal(`${where}: cannot read: ${errorText(err)}`);
+    return new KeyWrapper(secret);
+  } finally {
+    secret.fill(0);
   }
-  const secret = keyWrapSecretParse(text);
-  if (typeof secret === "string") return msgFatal(`${where}: ${secret} (make one with: tlsmgr-postfix keygen FILE)`);
-  return new KeyWrapper(secret);
 }
 
 /** KeyWrapper - seal and open blobs under the key derived from one secret. */
 export class KeyWrapper {
-  readonly #key: Buffer;
+  readonly #key: KeyObject;
 
-  constructor(secret: Buffer) {
+  /** secret: the 32 bytes of key_wrap_file (not kept); info: the HKDF label of this use of it. */
+  constructor(secret: Buffer, info: string = KEY_WRAP_INFO) {
     if (secret.length !== KEY_WRAP_SECRET_LEN) throw new RangeError(`key wrap secret length ${secret.length}`);
-    this.#key = Buffer.from(hkdfSync("sha256", secret, Buffer.alloc(0), KEY_WRAP_INFO, 32));
+    const derived = Buffer.from(hkdfSync("sha256", secret, Buffer.alloc(0), info, 32));
+    this.#key = createSecretKey(derived); // a copy inside: the derived bytes are zeroed
+    derived.fill(0);
   }
 
-  /** wrap - seal plain, bound to aad. */
-  wrap(plain: Buffer, aad: Buffer, random: (n: number) => Buffer = randomBytes): Buffer {
-    const iv = random(KEY_WRAP_IV_LEN);
+  /**
+   * wrap - seal plain, bound to aad. The blob is written into one buffer (the
+   * session cache seals every update: allocations are what it costs most).
+   */
+  wrap(plain: Buffer, aad: Buffer, random?: (n: number) => Buffer): Buffer {
+    const iv = random ? random(KEY_WRAP_IV_LEN) : nonce();
     const c = createCipheriv("aes-256-gcm", this.#key, iv);
     c.setAAD(aad);
-    const body = Buffer.concat([c.update(plain), c.final()]);
-    return Buffer.concat([Buffer.from([KEY_WRAP_VERSION]), iv, body, c.getAuthTag()]);
+    const body = c.update(plain);
+    const rest = c.final(); // empty for GCM
+    const out = Buffer.allocUnsafe(KEY_WRAP_OVERHEAD + body.length + rest.length);
+    out[0] = KEY_WRAP_VERSION;
+    iv.copy(out, 1);
+    body.copy(out, 1 + KEY_WRAP_IV_LEN);
+    rest.copy(out, 1 + KEY_WRAP_IV_LEN + body.length);
+    c.getAuthTag().copy(out, out.length - KEY_WRAP_TAG_LEN);
+    return out;
   }
 
   /** unwrap - the plaintext, or undefined when the blob is malformed, altered, bound elsewhere or sealed with another secret. */
@@ -114,9 +146,26 @@ export class KeyWrapper {
       const d = createDecipheriv("aes-256-gcm", this.#key, iv);
       d.setAAD(aad);
       d.setAuthTag(tag);
-      return Buffer.concat([d.update(body), d.final()]);
+      const plain = d.update(body);
+      const rest = d.final(); // empty for GCM; throws when the tag does not match
+      return rest.length === 0 ? plain : Buffer.concat([plain, rest]);
     } catch {
       return undefined;
     }
   }
+}
+
+/** IVs are cut from a buffer of random bytes filled NONCE_POOL at a time (one system call, not one per seal). */
+const NONCE_POOL = 256;
+const noncePool = Buffer.alloc(NONCE_POOL * KEY_WRAP_IV_LEN);
+let nonceNext = NONCE_POOL;
+
+/** nonce - 12 fresh random bytes: a view into the pool, to be used at once (wrap copies it before the next call). */
+function nonce(): Buffer {
+  if (nonceNext === NONCE_POOL) {
+    randomFillSync(noncePool);
+    nonceNext = 0;
+  }
+  const at = nonceNext++ * KEY_WRAP_IV_LEN;
+  return noncePool.subarray(at, at + KEY_WRAP_IV_LEN);
 }

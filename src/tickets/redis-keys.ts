@@ -35,6 +35,14 @@
  * future are not looked up. Keys expire from Redis SKEW_MARGIN seconds
  * after their decryption deadline.
  *
+ * Names from clients. A ticket's key name comes from the client, so it
+ * must not choose what is fetched: a name whose epoch length is not this
+ * host's L, or whose epoch is outside the window above, is a miss without
+ * a request to Redis; and each slot looked up by name is remembered for
+ * NAME_MISS_TTL seconds (its key, or that it had none), so unknown names
+ * of a slot, sent again and again, cost one GET per slot and period. With
+ * L fixed the window holds about three slots.
+ *
  * Storage. Only sealed blobs (key-wrap.ts) reach Redis, bound to their slot
  * (the associated data names L and e). A blob that does not open (another
  * key_wrap_file on another host, or tampering) is not used and is never
@@ -60,7 +68,7 @@
 import { randomBytes } from "node:crypto";
 import { TLS_TICKET_KEYLEN, TLS_TICKET_MACLEN, TLS_TICKET_NAMELEN } from "../protocol/tlsmgr-proto.js";
 import type { TicketKey, TicketKeySource } from "./ticket-keys.js";
-import { findTicketKey, keyInUse, newTicketKey } from "./ticket-keys.js";
+import { findTicketKey, keyInUse, newTicketKey, ticketKeyZero } from "./ticket-keys.js";
 import { TicketKeyCounters } from "../stats/counters.js";
 import type { TicketKeyInUse } from "../stats/stats-view.js";
 import { STORED_KEY_LEN, storedKeyDecode, storedKeyEncode } from "./stored-key.js";
@@ -80,6 +88,8 @@ export const SKEW_MARGIN = 300;
 export const SKEW_AHEAD = 60;
 /** A host offers its current key to Redis again this often (seconds): see "Lost store". */
 export const CURRENT_RECHECK = 30;
+/** A slot looked up by name is not looked up again for this many seconds (see "Names from clients"). */
+export const NAME_MISS_TTL = 10;
 
 const TKTKEY_INFIX = "tktkey:";
 const SCRIPT_NAME = "tlsmgrTktkeyCreate";
@@ -139,6 +149,10 @@ export class RedisTicketKeys implements TicketKeySource {
   readonly #pending = new Map<string, Promise<{ key: TicketKey; blob: Buffer } | undefined>>();
   #badBlobWarned = false;
   #closed = false;
+  /** Slots looked up by name: until when the answer stands, and the name of the key found (if any). */
+  readonly #slotSeen = new Map<string, { until: number; name: Buffer | undefined }>();
+  /** Lookups by name in flight, by slot. */
+  readonly #slotPending = new Map<string, Promise<Buffer | null>>();
   readonly counters = new TicketKeyCounters();
   /** The current key last handed out, and whether it was the shared one (statistics). */
   #handedOut: TicketKey | undefined;
@@ -201,7 +215,7 @@ export class RedisTicketKeys implements TicketKeySource {
    * (expired keys are pruned, so the name is all there is); else not found.
    */
   async #byNameCounted(name: Buffer, now: number, half: number, len: number): Promise<TicketKey | undefined> {
-    const key = await this.#byName(name, now, half);
+    const key = await this.#byName(name, now, half, len);
     const at = ticketNameEpoch(name);
     this.counters.lookedUp(key !== undefined, at.len === len && !((at.epoch + 1) * len + half > now));
     return key;
@@ -255,7 +269,9 @@ export class RedisTicketKeys implements TicketKeySource {
       tout: (epoch + 1) * len,
     };
     const aad = wrapAad(len, epoch);
-    const blob = this.#wrap.wrap(storedKeyEncode(offer), aad, this.#random);
+    const plain = storedKeyEncode(offer);
+    const blob = this.#wrap.wrap(plain, aad, this.#random);
+    plain.fill(0);
     const ttl = Math.max(1, offer.tout + half + SKEW_MARGIN - now);
     const run = this.#link
       .run((c) => (c as ScriptClient)[SCRIPT_CALL]!(slot, blob, ttl))
@@ -284,6 +300,7 @@ export class RedisTicketKeys implements TicketKeySource {
   #open(blob: Buffer, len: number, epoch: number, slot: string): TicketKey | undefined {
     const plain = this.#wrap.unwrap(blob, wrapAad(len, epoch));
     const key = plain && plain.length === STORED_KEY_LEN ? storedKeyDecode(plain) : undefined;
+    plain?.fill(0);
     if (key === undefined || !key.name.subarray(0, 8).equals(this.#epochPrefix(len, epoch)) || key.tout !== (epoch + 1) * len) {
       if (!this.#badBlobWarned) {
         this.#badBlobWarned = true;
@@ -302,24 +319,31 @@ export class RedisTicketKeys implements TicketKeySource {
     return key;
   }
 
-  /** #byName - a key still valid for decryption: known ones first, then Redis. */
-  async #byName(name: Buffer, now: number, half: number): Promise<TicketKey | undefined> {
+  /** #byName - a key still valid for decryption: known ones first, then Redis (see "Names from clients"). */
+  async #byName(name: Buffer, now: number, half: number, myLen: number): Promise<TicketKey | undefined> {
     const hex = name.toString("hex");
     const known = this.#shared.get(hex) ?? this.#local.find((k) => k.name.equals(name));
     if (known !== undefined) return findTicketKey([known], name, now, half);
     const { len, epoch } = ticketNameEpoch(name);
-    if (len < 1) return undefined;
+    if (len !== myLen) return undefined;
     const tout = (epoch + 1) * len;
     if (!(tout + half > now) || epoch * len > now + SKEW_AHEAD) return undefined;
     const slot = this.#slotKey(len, epoch);
+    const seen = this.#slotSeen.get(slot);
+    if (seen !== undefined && seen.until > now) return undefined; // that slot's key, if any, is known: not this name
+    let pending = this.#slotPending.get(slot);
+    if (pending === undefined) {
+      pending = this.#link.run((c) => c.getBuffer(slot)).finally(() => this.#slotPending.delete(slot));
+      this.#slotPending.set(slot, pending);
+    }
     let blob: Buffer | null;
     try {
-      blob = await this.#link.run((c) => c.getBuffer(slot));
+      blob = await pending;
     } catch {
-      return undefined;
+      return undefined; // an outage: not remembered
     }
-    if (!blob) return undefined;
-    const key = this.#open(blob, len, epoch, slot);
+    const key = blob ? this.#open(blob, len, epoch, slot) : undefined;
+    this.#slotSeen.set(slot, { until: this.#clock.now() + NAME_MISS_TTL, name: key?.name });
     if (key === undefined || !key.name.equals(name)) return undefined;
     return findTicketKey([key], name, this.#clock.now(), half);
   }
@@ -336,14 +360,22 @@ export class RedisTicketKeys implements TicketKeySource {
     return key;
   }
 
-  /** #prune - forget keys past their decryption deadline. */
+  /** #prune - forget keys past their decryption deadline (their bytes zeroed), and old slot lookups. */
   #prune(now: number, half: number): void {
-    for (const [hex, k] of this.#shared) if (!(k.tout + half > now)) this.#shared.delete(hex);
-    this.#local = this.#local.filter((k) => k.tout + half > now);
+    const gone = new Set<TicketKey>();
+    for (const [hex, k] of this.#shared)
+      if (!(k.tout + half > now)) {
+        this.#shared.delete(hex);
+        gone.add(k);
+      }
+    this.#local = this.#local.filter((k) => k.tout + half > now || (gone.add(k), false));
     if (this.#current !== undefined && !(this.#current.tout + half > now)) {
+      gone.add(this.#current);
       this.#current = undefined;
       this.#currentBlob = undefined;
     }
+    for (const k of gone) ticketKeyZero(k);
+    for (const [slot, seen] of this.#slotSeen) if (!(seen.until > now)) this.#slotSeen.delete(slot);
   }
 
   /** localKeys - how many fallback keys are kept (tests, statistics). */
@@ -354,7 +386,9 @@ export class RedisTicketKeys implements TicketKeySource {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const k of new Set([...this.#shared.values(), ...this.#local, ...(this.#current ? [this.#current] : [])])) ticketKeyZero(k);
     this.#shared.clear();
+    this.#slotSeen.clear();
     this.#local = [];
     this.#current = undefined;
     this.#currentBlob = undefined;

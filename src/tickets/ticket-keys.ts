@@ -37,6 +37,8 @@ export interface TicketKeySource {
    * keyname undefined: the current encryption key, made when none is valid;
    * keyname of 16 bytes: that key if still valid for decryption.
    * sessionTimeout is T, the smtpd session cache timeout in seconds (> 0).
+   * The key's buffers stay the store's: use them at once (a store zeroes
+   * the bytes of keys it drops, ticketKeyZero).
    */
   tktkey(keyname: Buffer | undefined, sessionTimeout: number): TicketKey | undefined | Promise<TicketKey | undefined>;
   close(): Promise<void>;
@@ -104,6 +106,15 @@ export function newTicketKey(now: number, sessionTimeout: number, random: (n: nu
   };
 }
 
+/**
+ * ticketKeyZero - overwrite the secret bytes of a key that was dropped (its
+ * name stays): call only once nothing can hand it out any more.
+ */
+export function ticketKeyZero(key: TicketKey): void {
+  key.bits.fill(0);
+  key.hmac.fill(0);
+}
+
 /** findTicketKey - tls_scache_key over a list sorted newest first (at most 2 used). */
 export function findTicketKey(
   keys: ReadonlyArray<TicketKey>,
@@ -152,11 +163,14 @@ export class MemoryTicketKeys implements TicketKeySource {
   /** rotate - tls_scache_key_rotate: keep the two keys, the later tout first. */
   rotate(key: TicketKey): void {
     const current = this.#keys[0];
+    const before = this.#keys;
     if (current === undefined || current.tout < key.tout) this.#keys = current ? [key, current] : [key];
     else this.#keys = [current, key];
+    for (const k of before) if (!this.#keys.includes(k)) ticketKeyZero(k);
   }
 
   async close(): Promise<void> {
+    for (const k of this.#keys) ticketKeyZero(k);
     this.#keys = [];
   }
 }

@@ -12,7 +12,7 @@
  *       no environment, as master runs it), its build/snapshot.json, and the
  *       removal of old snapshots.
  * Not here: rewriting master.cf to run it (tools/tlsmgr-postfix.ts), the
- *           safety walk of a tree (tools/tree-check.ts).
+ *           safety walk of a tree (util/tree-check.ts).
  * See also: README.md "Upgrade", man/tlsmgr.8 (INSTALLATION), bin/tlsmgr
  *
  * A snapshot is never changed once it has its name: the same content gets

@@ -13,7 +13,7 @@
  *       cache and key files, and what it tells the admin.
  * Not here: the snapshot itself (tools/snapshot.ts), the daemon (main.ts), the launcher (bin/tlsmgr), chroot itself
  *           (master/privileges.ts), which settings are ours
- *           (tools/main-cf-restore.ts), the tree walk (tools/tree-check.ts).
+ *           (tools/main-cf-restore.ts), the tree walk (util/tree-check.ts).
  * See also: bin/tlsmgr-postfix, postfix/src/master/master_ent.c, master(5), postconf(1)
  *
  * master(8) runs "$daemon_directory/" + command (master_ent.c concatenates;
@@ -45,7 +45,7 @@ import { keygen } from "./keygen.js";
 import {
   CACHE_PARAMS, OWN_PARAMS, declareArgs, mapType, ownParamsSet, parseNameValues, settingsPostfixRefuses, withoutDeclareArgs,
 } from "./main-cf-restore.js";
-import { unreadableEntry, unsafeEntries } from "./tree-check.js";
+import { unreadableEntry, unsafeEntries } from "../util/tree-check.js";
 import { DEF_VERSIONS_DIR, KEEP_OTHERS, makeSnapshot, pruneSnapshots, snapshotOf } from "./snapshot.js";
 import { mainCfRead } from "../config/main-cf.js";
 import { loadConfig } from "../config/params.js";

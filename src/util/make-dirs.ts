@@ -3,7 +3,7 @@
  *                at a time, with a bounded number of steps.
  * Owns: makeDirs() (what `mkdir -p` does), which fails with the errno of the
  *       component that cannot be made.
- * Not here: ownership and modes of Postfix's directories (server/listener.ts,
+ * Not here: ownership and modes of Postfix's directories (server/socket-path.ts,
  *           master/privileges.ts).
  * See also: postfix/src/util/make_dirs.c
  *

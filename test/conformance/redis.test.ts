@@ -21,10 +21,12 @@ import "../../src/cache/backends/index.js";
 import { redisBackendInfo, redisOpen, REDIS_DEFAULT_TTL } from "../../src/cache/backends/redis.js";
 import { backendConformance } from "./backend-suite.js";
 import { FatalError } from "../../src/log/msg.js";
+import { SESSION_SEAL_OVERHEAD } from "../../src/cache/session-seal.js";
 import {
   redisSkipReason,
   startRedisCluster,
   startRedisServer,
+  testKeyWrapFile,
   writeRedisTable,
   type RedisClusterHandle,
   type RedisServerHandle,
@@ -61,6 +63,7 @@ describe("redis backend on real redis-servers (standalone and Cluster)", { skip:
         await writeRedisTable(join(dir, `${store}.cf`), {
           servers: `127.0.0.1:${server.port}`,
           keyPrefix: `conf:${store}:`,
+          keyWrapFile: testKeyWrapFile(),
           timeout: "10s",
         }),
         { ...opts, timeout: 3600 },
@@ -76,6 +79,7 @@ describe("redis backend on real redis-servers (standalone and Cluster)", { skip:
           servers: cluster.nodes.map((n) => `127.0.0.1:${n.port}`).join(", "),
           cluster: true,
           keyPrefix: `conf:${store}:`,
+          keyWrapFile: testKeyWrapFile(),
           timeout: "10s",
         }),
         { ...opts, timeout: 3600 },
@@ -86,7 +90,7 @@ describe("redis backend on real redis-servers (standalone and Cluster)", { skip:
   describe("redis backend specifics", () => {
     it("is registered as map type redis and says it expires entries by itself", async () => {
       assert.equal(backendInfo("redis"), redisBackendInfo);
-      const table = await writeRedisTable(join(dir, "specifics.cf"), { servers: `127.0.0.1:${server.port}`, keyPrefix: "sp:" });
+      const table = await writeRedisTable(join(dir, "specifics.cf"), { servers: `127.0.0.1:${server.port}`, keyWrapFile: testKeyWrapFile(), keyPrefix: "sp:" });
       const b = await redisOpen(table, { truncate: true });
       try {
         assert.equal(b.type, "redis");
@@ -98,18 +102,20 @@ describe("redis backend on real redis-servers (standalone and Cluster)", { skip:
     });
 
     it("sets a TTL of the cache timeout plus one second on every update, under key_prefix + session:", async () => {
-      const table = await writeRedisTable(join(dir, "ttl.cf"), { servers: `127.0.0.1:${server.port}`, keyPrefix: "ttl:" });
+      const table = await writeRedisTable(join(dir, "ttl.cf"), { servers: `127.0.0.1:${server.port}`, keyWrapFile: testKeyWrapFile(), keyPrefix: "ttl:" });
       const b = await redisOpen(table, { truncate: true, timeout: 300 });
       await assert.rejects(redisOpen(table + ".missing", { truncate: true }), FatalError, "a missing table file is fatal");
       try {
         await b.update("abc", Buffer.from("v"));
         const ttl = Number((await server.cli("ttl", "ttl:session:abc")).trim());
         assert.ok(ttl > 290 && ttl <= 301, `ttl ${ttl}`);
-        assert.equal((await server.cli("get", "ttl:session:abc")).trim(), "v");
+        // Sealed: the stored value is not the bytes given, and is longer by the seal.
+        assert.equal(Number((await server.cli("strlen", "ttl:session:abc")).trim()), 1 + SESSION_SEAL_OVERHEAD);
+        assert.deepEqual(await b.lookup("abc"), Buffer.from("v"));
       } finally {
         await b.close();
       }
-      const table2 = await writeRedisTable(join(dir, "ttl2.cf"), { servers: `127.0.0.1:${server.port}`, keyPrefix: "ttl2:" });
+      const table2 = await writeRedisTable(join(dir, "ttl2.cf"), { servers: `127.0.0.1:${server.port}`, keyWrapFile: testKeyWrapFile(), keyPrefix: "ttl2:" });
       const c = await redisOpen(table2, { truncate: true });
       try {
         await c.update("abc", Buffer.from("v"));
@@ -121,8 +127,8 @@ describe("redis backend on real redis-servers (standalone and Cluster)", { skip:
     });
 
     it("shares one store between two openers of tables naming the same servers and prefix", async () => {
-      const t1 = await writeRedisTable(join(dir, "host-a.cf"), { servers: `127.0.0.1:${server.port}`, keyPrefix: "farm:" });
-      const t2 = await writeRedisTable(join(dir, "host-b.cf"), { servers: `127.0.0.1:${server.port}`, keyPrefix: "farm:" });
+      const t1 = await writeRedisTable(join(dir, "host-a.cf"), { servers: `127.0.0.1:${server.port}`, keyWrapFile: testKeyWrapFile(), keyPrefix: "farm:" });
+      const t2 = await writeRedisTable(join(dir, "host-b.cf"), { servers: `127.0.0.1:${server.port}`, keyWrapFile: testKeyWrapFile(), keyPrefix: "farm:" });
       const a = await redisOpen(t1, { truncate: true, timeout: 3600 });
       const b = await redisOpen(t2, { truncate: true, timeout: 3600 });
       try {
@@ -137,7 +143,7 @@ describe("redis backend on real redis-servers (standalone and Cluster)", { skip:
     });
 
     it("keeps entries another host stored when opened with truncate (a shared store is never emptied)", async () => {
-      const t = await writeRedisTable(join(dir, "keep.cf"), { servers: `127.0.0.1:${server.port}`, keyPrefix: "keep:" });
+      const t = await writeRedisTable(join(dir, "keep.cf"), { servers: `127.0.0.1:${server.port}`, keyWrapFile: testKeyWrapFile(), keyPrefix: "keep:" });
       const a = await redisOpen(t, { truncate: true, timeout: 3600 });
       await a.update("other-host", Buffer.from("x"));
       await a.close();

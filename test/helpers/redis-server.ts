@@ -6,7 +6,8 @@
  *       redis-server (no persistence, loopback only; a cluster node's bus
  *       port free too), waiting for PONG, kill -9 / restart on the same
  *       port, SIGSTOP / SIGCONT ("slow"), cluster creation with redis-cli,
- *       table files for the redis: map, test certificates, and cleanup
+ *       table files for the redis: map and a key_wrap_file for them,
+ *       test certificates, and cleanup
  *       (processes and directories; an exit hook kills leftovers).
  * Not here: the code under test (src/redis/, src/cache/backends/redis.ts,
  *           src/tickets/redis-keys.ts); ports (free-port.ts); the skip rule
@@ -15,7 +16,8 @@
  */
 
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { rmSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { connect as tlsConnect } from "node:tls";
@@ -26,6 +28,7 @@ import { promisify } from "node:util";
 import { exitHook } from "./exit-hook.js";
 import { freeLoopbackPort } from "./free-port.js";
 import { programPath, skipReason } from "./skip.js";
+import { keyWrapSecretText } from "../../src/tickets/key-wrap.js";
 
 const execFileP = promisify(execFile);
 
@@ -260,6 +263,23 @@ export async function startRedisCluster(n = 3): Promise<RedisClusterHandle> {
     throw err;
   }
   return { nodes, stop };
+}
+
+let sharedWrap: string | undefined;
+
+/**
+ * testKeyWrapFile - a key_wrap_file (tlsmgr-postfix keygen's format, mode
+ * 0600) made once per test process, for tables whose tests are not about
+ * it: every redis: cache and key store needs one. Removed at exit.
+ */
+export function testKeyWrapFile(): string {
+  if (sharedWrap !== undefined) return sharedWrap;
+  installExitHook();
+  const dir = mkdtempSync(join(tmpdir(), "tlsmgr-wrap-"));
+  dirs.add(dir);
+  sharedWrap = join(dir, "key-wrap");
+  writeFileSync(sharedWrap, keyWrapSecretText(randomBytes(32)), { mode: 0o600 });
+  return sharedWrap;
 }
 
 export interface RedisTableOptions {

@@ -62,6 +62,7 @@ async function hostConfig(name: string, wrapFile: string): Promise<string> {
   const smtp = await writeRedisTable(join(home, "tls-redis-smtp.cf"), {
     servers: `127.0.0.1:${server.port}`,
     keyPrefix: "farm:smtp:",
+    keyWrapFile: wrapFile,
     timeout: "1s",
   });
   return makeHome(name, [

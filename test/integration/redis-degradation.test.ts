@@ -22,7 +22,7 @@ import { after, before, describe, it, type TestContext } from "node:test";
 import "../../src/cache/backends/index.js";
 import { scacheOpen, type SessionCache } from "../../src/cache/scache.js";
 import { captureMsgsEach } from "../helpers/msg-capture.js";
-import { redisSkipReason, startRedisServer, writeRedisTable, type RedisServerHandle } from "../helpers/redis-server.js";
+import { redisSkipReason, startRedisServer, testKeyWrapFile, writeRedisTable, type RedisServerHandle } from "../helpers/redis-server.js";
 import { tempDir } from "../helpers/temp-dir.js";
 
 const HANG_MS = 3000;
@@ -114,7 +114,7 @@ describe("redis session cache under failure", { skip: redisSkipReason() ?? false
 
   it("kill -9 of redis-server under load: every request answered as a miss, one warning, works again after restart", async (t) => {
     // A dead server refuses at once whatever the bound; a long bound keeps a busy machine from timing out the "up" phase.
-    const table = await writeRedisTable(join(dir, "kill.cf"), { servers: `127.0.0.1:${server.port}`, keyPrefix: "kill:", timeout: "2s" });
+    const table = await writeRedisTable(join(dir, "kill.cf"), { keyWrapFile: testKeyWrapFile(), servers: `127.0.0.1:${server.port}`, keyPrefix: "kill:", timeout: "2s" });
     cache = await scacheOpen(`redis:${table}`, "smtpd", false, 3600);
     const delay = monitorEventLoopDelay({ resolution: 10 });
     try {
@@ -154,7 +154,7 @@ describe("redis session cache under failure", { skip: redisSkipReason() ?? false
   });
 
   it("a frozen redis-server (SIGSTOP): requests answered as misses within the bound, then served again (SIGCONT)", async (t) => {
-    const table = await writeRedisTable(join(dir, "stop.cf"), { servers: `127.0.0.1:${server.port}`, keyPrefix: "stop:", timeout: "250ms" });
+    const table = await writeRedisTable(join(dir, "stop.cf"), { keyWrapFile: testKeyWrapFile(), servers: `127.0.0.1:${server.port}`, keyPrefix: "stop:", timeout: "250ms" });
     cache = await scacheOpen(`redis:${table}`, "smtpd", false, 3600);
     try {
       assert.equal(await cache.update("kept", Buffer.from("v")), true);
@@ -181,7 +181,7 @@ describe("redis session cache under failure", { skip: redisSkipReason() ?? false
   it("redis-server down at start-up: the cache opens, misses, and starts working when the server comes", async () => {
     const late = await startRedisServer();
     await late.kill();
-    const table = await writeRedisTable(join(dir, "late.cf"), { servers: `127.0.0.1:${late.port}`, keyPrefix: "late:" });
+    const table = await writeRedisTable(join(dir, "late.cf"), { keyWrapFile: testKeyWrapFile(), servers: `127.0.0.1:${late.port}`, keyPrefix: "late:" });
     try {
       cache = await scacheOpen(`redis:${table}`, "smtpd", false, 3600);
       assert.equal(await cache.update("x", Buffer.from("1")), false);
@@ -202,6 +202,7 @@ describe("redis session cache under failure", { skip: redisSkipReason() ?? false
     const table = await writeRedisTable(join(dir, "failover.cf"), {
       servers: `127.0.0.1:${dead.port} 127.0.0.1:${server.port}`,
       keyPrefix: "fo:",
+      keyWrapFile: testKeyWrapFile(),
     });
     try {
       cache = await scacheOpen(`redis:${table}`, "smtpd", false, 3600);

@@ -59,12 +59,13 @@ async function tlsmgrClients(): Promise<number> {
 
 let serial = 0;
 /** table - a fresh table file on the test server. */
-async function table(keyPrefix: string, withWrap = false): Promise<string> {
+async function table(keyPrefix: string): Promise<string> {
+  // Every redis: table needs key_wrap_file: session entries are sealed with it, ticket keys wrapped.
   return writeRedisTable(join(dir, `t${++serial}.cf`), {
     servers: `127.0.0.1:${server.port}`,
     keyPrefix,
     timeout: "1s",
-    ...(withWrap ? { keyWrapFile: wrap } : {}),
+    keyWrapFile: wrap,
   });
 }
 
@@ -81,7 +82,7 @@ describe("one redis: table for every cache and the ticket keys", { skip: redisSk
   });
 
   it("opens smtpd, smtp and lmtp on one table, each cache's keys under key_prefix + its type", async () => {
-    const t = await table("one:", true);
+    const t = await table("one:");
     const set = await openCacheSet(cacheConfig({ smtpd: `redis:${t}`, smtp: `redis:${t}`, lmtp: `redis:${t}` }));
     try {
       assert.deepEqual(lines.filter((l) => !l.startsWith("info:")), [], "no warning, no fatal");
@@ -103,7 +104,7 @@ describe("one redis: table for every cache and the ticket keys", { skip: redisSk
   });
 
   it("serves the ticket keys from the same table over the same connection, beside the caches", async () => {
-    const t = await table("kt:", true);
+    const t = await table("kt:");
     const set = await openCacheSet(cacheConfig({ smtpd: `redis:${t}`, smtp: `redis:${t}`, lmtp: "" }));
     const keysSource = await openTicketKeySource({ tlsmgr_ticket_key_database: `redis:${t}`, main_cf_path: "" });
     try {

@@ -71,8 +71,8 @@ describe("farm diagnostics: two hosts on one redis-server", { skip: redisSkipRea
     const home = join(dir, name);
     mkdirSync(join(home, "data"), { recursive: true, mode: 0o700 });
     const servers = `127.0.0.1:${server.port}`;
-    const smtpd = await writeRedisTable(join(home, "smtpd-redis.cf"), { servers, keyPrefix: "farm:smtpd:", timeout: "1s" });
-    const smtp = await writeRedisTable(join(home, "smtp-redis.cf"), { servers, keyPrefix: "farm:smtp:", timeout: "1s" });
+    const smtpd = await writeRedisTable(join(home, "smtpd-redis.cf"), { servers, keyPrefix: "farm:smtpd:", timeout: "1s", keyWrapFile: wrap });
+    const smtp = await writeRedisTable(join(home, "smtp-redis.cf"), { servers, keyPrefix: "farm:smtp:", timeout: "1s", keyWrapFile: wrap });
     const keys = await writeRedisTable(join(home, "keys-redis.cf"), { servers, keyPrefix: "farm:keys:", timeout: "1s", keyWrapFile: wrap });
     const port = await freeLoopbackPort();
     writeFileSync(join(home, "main.cf"), [

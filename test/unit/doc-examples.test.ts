@@ -187,8 +187,8 @@ test("redis-table blocks: the table reader takes them without a word; main.cf's 
       if (!m) continue;
       const table = tables.get(m[1]!);
       assert.ok(table, `${where(b)}: ${s.name} names ${m[1]}, which no redis-table block shows`);
-      if (s.name === "tlsmgr_ticket_key_database")
-        assert.ok(table.keyWrapFile, `${m[1]}: a ticket key store needs key_wrap_file`);
+      // A key store, and a session cache (its entries are sealed), need key_wrap_file.
+      assert.ok(table.keyWrapFile, `${m[1]}: ${s.name}: a redis: table needs key_wrap_file`);
     }
   }
 });

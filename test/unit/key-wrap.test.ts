@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import {
@@ -17,6 +17,7 @@ import {
   keyWrapSecretText,
 } from "../../src/tickets/key-wrap.js";
 import { keygen } from "../../src/tools/keygen.js";
+import { withEffectiveIds } from "../../src/master/eugid.js";
 import { FatalError } from "../../src/log/msg.js";
 import { captureMsgsEach } from "../helpers/msg-capture.js";
 import { tempDir } from "../helpers/temp-dir.js";
@@ -100,5 +101,20 @@ describe("key_wrap_file and keygen", () => {
     assert.throws(() => keyWrapFileRead(bad, "T.cf"), /the secret is 2 bytes, expected 32 \(make one with: tlsmgr-postfix keygen FILE\)/);
     assert.ok(lines.every((l) => l.startsWith("fatal: ")));
     assert.ok(lines.every((l) => !l.includes(readFileSync(f, "utf8").split("\n")[2]!)), "secret never logged");
+  });
+
+  it("refuses a symbolic link to a secret file, and one owned by another user; reads it as root while switched to mail_owner", async () => {
+    const f = join(dir, "good");
+    keygen(f);
+    const link = join(dir, "good-link");
+    symlinkSync(f, link);
+    assert.throws(() => keyWrapFileRead(link, "T.cf"), /key_wrap_file .*good-link: is a symbolic link/);
+    if (process.getuid?.() !== 0) return; // the rest needs root (chown, effective ids)
+    // Read while start-up work runs with mail_owner's ids (caches): still root's file, read as root.
+    await withEffectiveIds({ uid: 65534, gid: 65534 }, async () => {
+      assert.ok(keyWrapFileRead(f, "T.cf"));
+    });
+    chownSync(f, 65534, 65534);
+    assert.throws(() => keyWrapFileRead(f, "T.cf"), /key_wrap_file .*good: owned by uid 65534, not by root/);
   });
 });

@@ -8,7 +8,7 @@
  * Not here: the packed and installed package (postfix/package-install.test.ts),
  *           master(8) (postfix/under-master.test.ts).
  * See also: src/cli/usage.ts, src/master/process-title.ts, src/client/cli.ts,
- *           src/tools/tree-check.ts, src/tools/main-cf-restore.ts
+ *           src/util/tree-check.ts, src/tools/main-cf-restore.ts
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -19,7 +19,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
-import { unreadableEntry, unsafeEntries } from "../../src/tools/tree-check.js";
+import { unreadableEntry, unsafeEntries } from "../../src/util/tree-check.js";
 import {
   declareArgs, mapType, ownParamsSet, settingsPostfixRefuses, withoutDeclareArgs,
 } from "../../src/tools/main-cf-restore.js";
@@ -220,10 +220,15 @@ test("uninstall --keep-main-cf prints the lines and the postconf -# command, and
   assert.doesNotMatch(pc.stderr, /tlsmgr_/);
 });
 
-test("a ticket key file the daemon makes in mail_owner's directory belongs to mail_owner; elsewhere it stays root's", { skip: !AS_ROOT && "needs root (chown)" }, async () => {
+test("a ticket key file the daemon makes in mail_owner's directory belongs to mail_owner; in root's it is root's", { skip: !AS_ROOT && "needs root (chown)" }, async () => {
   const nobody = { uid: Number(execFileSync("id", ["-u", "nobody"], { encoding: "utf8" }).trim()),
     gid: Number(execFileSync("id", ["-g", "nobody"], { encoding: "utf8" }).trim()) };
-  const data = path.join(work, "owned-data");
+  // mail_owner opens the file in its directory: the way there must be open to it, as data_directory's is.
+  const reachable = path.join(work, "reachable");
+  mkdirSync(reachable);
+  chmodSync(work, 0o755);
+  chmodSync(reachable, 0o755);
+  const data = path.join(reachable, "owned-data");
   mkdirSync(data);
   chownSync(data, nobody.uid, nobody.gid);
   const keys = await fileTicketKeysOpen(path.join(data, "tls-keys"), "test", { owner: nobody });
@@ -231,7 +236,7 @@ test("a ticket key file the daemon makes in mail_owner's directory belongs to ma
   assert.equal(statSync(path.join(data, "tls-keys")).uid, nobody.uid);
   assert.equal(statSync(path.join(data, "tls-keys")).mode & 0o777, 0o600);
   const rootDir = path.join(work, "root-dir");
-  mkdirSync(rootDir);
+  mkdirSync(rootDir, { mode: 0o700 });
   const k2 = await fileTicketKeysOpen(path.join(rootDir, "tls-keys"), "test", { owner: nobody });
   await k2.close();
   assert.equal(statSync(path.join(rootDir, "tls-keys")).uid, 0);

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { chmodSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import {
@@ -53,7 +53,7 @@ describe("redis table file", () => {
 
   it("reads every name, with comments, blank lines and continuation lines", () => {
     const pw = join(dir, "pw");
-    writeFileSync(pw, "s3cret pass\nignored second line\n");
+    writeFileSync(pw, "s3cret pass\nignored second line\n", { mode: 0o600 });
     const ca = join(dir, "ca.pem");
     writeFileSync(ca, "CA PEM");
     const t = redisTableParse(
@@ -114,7 +114,7 @@ describe("redis table file", () => {
       ["servers = a:1\ncluster = yes\ndatabase = 2\n", /, line 3: database: .*database 0 only/],
       ["servers = a:1 /run/r.sock\ncluster = yes\n", /, line 1: servers: .*TCP only/],
       ["servers = a:1\nkey_wrap_file = relative/file\n", /, line 2: key_wrap_file: .*absolute/],
-      ["servers = a:1\npassword_file = /nonexistent/pw\n", /, line 2: password_file: cannot read \/nonexistent\/pw/],
+      ["servers = a:1\npassword_file = /nonexistent/pw\n", /, line 2: password_file \/nonexistent\/pw: cannot read: No such file/],
       ["servers = a:1\nusername = u\n", /, line 2: username: .*password_file/],
       ["servers = a:1\nthis line has no equals\n", /, line 2: missing '=' after attribute name/],
     ];
@@ -135,9 +135,26 @@ describe("redis table file", () => {
     assert.match(lines[1]!, /^warning: \/t\.cf, line 4: tls_ca_file is ignored without tls = yes/);
   });
 
+  it("refuses a password_file others can read or change, a symbolic link, or another user's file", () => {
+    const pw = join(dir, "pw-loose");
+    writeFileSync(pw, "hunter3\n", { mode: 0o644 });
+    chmodSync(pw, 0o644);
+    assert.match(fatalOf(`servers = a:1\npassword_file = ${pw}\n`), /, line 2: password_file .*pw-loose: mode 0644 lets others read or change it: chmod 600/);
+    chmodSync(pw, 0o640);
+    assert.match(fatalOf(`servers = a:1\npassword_file = ${pw}\n`), /mode 0640 lets others read/);
+    chmodSync(pw, 0o600);
+    const link = join(dir, "pw-link");
+    symlinkSync(pw, link);
+    assert.match(fatalOf(`servers = a:1\npassword_file = ${link}\n`), /password_file .*pw-link: is a symbolic link/);
+    if (process.getuid?.() === 0) {
+      chownSync(pw, 65534, 65534);
+      assert.match(fatalOf(`servers = a:1\npassword_file = ${pw}\n`), /password_file .*pw-loose: owned by uid 65534, not by root/);
+    }
+  });
+
   it("never puts the password in a message", () => {
     const pw = join(dir, "pw2");
-    writeFileSync(pw, "hunter2\n");
+    writeFileSync(pw, "hunter2\n", { mode: 0o600 });
     const msg = fatalOf(`servers = a:1\npassword_file = ${pw}\ntls = bogus\n`);
     assert.ok(!msg.includes("hunter2"));
   });

@@ -15,6 +15,7 @@ import type { CacheBackend } from "../../src/cache/backend.js";
 import { lmdbOpen } from "../../src/cache/backends/lmdb.js";
 import { memoryOpen } from "../../src/cache/backends/memory.js";
 import {
+  SCACHE_CLOCK_SKEW,
   SCACHE_HEADER_LEN,
   SWEEP_SLICE_MAX,
   SessionCache,
@@ -111,6 +112,26 @@ for (const kind of ["memory", "lmdb"] as const) {
       assert.equal(await cache.lookup("bad"), undefined);
       assert.equal(await backend.lookup("bad"), undefined);
       assert.deepEqual(lines, ["warning: smtpd TLS cache: truncated entry for bad"]);
+      await cache.close();
+    });
+
+    it("takes an entry dated beyond the clock skew in the future for malformed: a miss, deleted, one warning", async () => {
+      const { clock, backend, cache } = await makeCache(kind);
+      await backend.update("near", scacheEncode(clock.now() + SCACHE_CLOCK_SKEW, Buffer.from("ok")));
+      assert.deepEqual(await cache.lookup("near"), Buffer.from("ok"), "within the skew: another host's clock");
+      for (const ahead of [SCACHE_CLOCK_SKEW + 1, 100 * 365 * 86400]) {
+        await backend.update("far", scacheEncode(clock.now() + ahead, Buffer.from("planted")));
+        assert.equal(await cache.lookup("far"), undefined, `${ahead}s ahead`);
+        assert.equal(await backend.lookup("far"), undefined, "deleted");
+      }
+      assert.equal(lines.length, 1, lines.join("\n"));
+      assert.match(lines[0]!, /^warning: smtpd TLS cache: entry for far is dated 61s in the future: deleted/);
+      // The sweep deletes them too.
+      await backend.update("far2", scacheEncode(clock.now() + 3600, Buffer.from("planted")));
+      cache.startSweep();
+      await cache.sweepDone();
+      assert.equal(await backend.lookup("far2"), undefined, "swept");
+      assert.deepEqual(await cache.lookup("near"), Buffer.from("ok"));
       await cache.close();
     });
 

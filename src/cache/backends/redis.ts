@@ -21,7 +21,14 @@
  * type is BackendOpenOptions.cache (scache.ts passes it), and an opener
  * that gives none gets key_prefix + "session:" + id. Ticket keys live
  * beside them under key_prefix + "tktkey:" (tickets/redis-keys.ts).
- * Values: the bytes as given (scache's timestamp and the session). Every update sets a TTL of
+ * Values: the bytes given (scache's timestamp and the session), sealed
+ * (cache/session-seal.ts) under key_wrap_file, which a redis: cache
+ * therefore requires: whoever reads Redis or its traffic learns no
+ * session, and a value that does not open (planted, altered, copied from
+ * another id or cache, sealed under another key_wrap_file) is a miss and is
+ * deleted, with a warning at most once per SEAL_WARN_INTERVAL_MS. The seal
+ * binds the cache type and key_prefix as well as the id, so one table
+ * serving several caches keeps them apart. Every update sets a TTL of
  * the cache timeout plus one second (BackendOpenOptions.timeout, else
  * REDIS_DEFAULT_TTL), so Redis drops entries by itself: the backend says so
  * with expiresByItself, and no sweep need walk a shared store.
@@ -39,6 +46,9 @@
 import type { Redis } from "ioredis";
 import type { BackendInfo, BackendOpenOptions, CacheBackend } from "../backend.js";
 import { redisLinkOpen, type RedisLink } from "../../redis/link.js";
+import { redisTableRead } from "../../redis/table.js";
+import { sessionSealOpen, type SessionSeal } from "../session-seal.js";
+import { msgFatal, msgWarn, printable } from "../../log/msg.js";
 
 export const REDIS_MAP_TYPES = ["redis"];
 /** Keys per SCAN call and per value batch. */
@@ -46,6 +56,10 @@ export const REDIS_SCAN_COUNT = 256;
 /** TTL when the opener does not give the cache timeout (Postfix's default session timeout). */
 export const REDIS_DEFAULT_TTL = 3600;
 const SESSION_INFIX = "session:";
+/** At most one warning about values that do not open per this many milliseconds (each with the count since the last). */
+export const SEAL_WARN_INTERVAL_MS = 60_000;
+/** Delete KEYS[1] only while it holds ARGV[1]: one atomic step. */
+const DEL_IF_SAME = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
 /** redisSessionPrefix - what comes before a cache id in its key (see the header). */
 export function redisSessionPrefix(keyPrefix: string, cache?: string): string {
@@ -71,14 +85,19 @@ export class RedisBackend implements CacheBackend {
   readonly #walks = new Set<Set<string>>();
   /** Writes not yet answered: close() waits for them (each is bounded by the timeout). */
   readonly #inflight = new Set<Promise<unknown>>();
+  readonly #seal: SessionSeal;
+  /** Values that did not open since the last warning, and when that was. */
+  #unopened = 0;
+  #unopenedWarned = -Infinity;
 
-  constructor(link: RedisLink, type: string, name: string, ttl: number, cache?: string) {
+  constructor(link: RedisLink, type: string, name: string, ttl: number, seal: SessionSeal, cache?: string) {
     this.#link = link;
     this.type = type;
     this.name = name;
     this.#prefix = redisSessionPrefix(link.table.keyPrefix, cache);
     this.#prefixLen = Buffer.byteLength(this.#prefix);
     this.#ttl = ttl;
+    this.#seal = seal;
   }
 
   /** link - the shared connection (tests, statistics). */
@@ -92,12 +111,34 @@ export class RedisBackend implements CacheBackend {
 
   async lookup(key: string): Promise<Buffer | undefined> {
     const v = await this.#link.run((c) => c.getBuffer(this.#prefix + key));
-    return v ?? undefined;
+    return v === null ? undefined : this.#open(key, v);
+  }
+
+  /** #open - the value sealed for key, or undefined (then deleted, see the header). */
+  #open(key: string, sealed: Buffer): Buffer | undefined {
+    const value = this.#seal.open(key, sealed);
+    if (value !== undefined) return value;
+    this.#unopened++;
+    const now = performance.now();
+    if (now - this.#unopenedWarned >= SEAL_WARN_INTERVAL_MS) {
+      const more = this.#unopened > 1 ? ` (and ${this.#unopened - 1} more since the last warning)` : "";
+      msgWarn(
+        `${this.#link.label}: session cache entry ${printable(key, 100)} does not open: planted, altered,` +
+          ` copied from another entry, or sealed with another key_wrap_file; deleted${more}`,
+      );
+      this.#unopened = 0;
+      this.#unopenedWarned = now;
+    }
+    // Only if it is still that value: a host may have stored a good one meanwhile.
+    this.#touch(key);
+    this.#track(this.#link.run((c) => c.eval(DEL_IF_SAME, 1, this.#prefix + key, sealed))).catch(() => undefined);
+    return undefined;
   }
 
   async update(key: string, value: Buffer): Promise<void> {
     this.#touch(key);
-    await this.#track(this.#link.run((c) => c.set(this.#prefix + key, value, "EX", this.#ttl)));
+    const sealed = this.#seal.seal(key, value);
+    await this.#track(this.#link.run((c) => c.set(this.#prefix + key, sealed, "EX", this.#ttl)));
   }
 
   async delete(key: string): Promise<boolean> {
@@ -135,6 +176,7 @@ export class RedisBackend implements CacheBackend {
             if (seen.has(id)) continue;
             let value = values[i];
             if (touched.has(id)) value = await this.lookup(id);
+            else if (value !== undefined) value = this.#open(id, value);
             if (value === undefined) continue;
             seen.add(id);
             yield [id, value];
@@ -165,10 +207,20 @@ export class RedisBackend implements CacheBackend {
 
 /** redisOpen - the backend for table file `name`; truncate is ignored (see the header). */
 export async function redisOpen(name: string, opts: BackendOpenOptions): Promise<RedisBackend> {
-  const link = await redisLinkOpen(name);
+  const table = redisTableRead(name);
+  if (table.keyWrapFile === undefined)
+    msgFatal(
+      `${name}: a redis: session cache needs key_wrap_file: entries are sealed with it, so that whoever` +
+        " reaches Redis can neither read nor plant sessions; make the file once with" +
+        ' "tlsmgr-postfix keygen /etc/postfix/tlsmgr-key-wrap", copy it (mode 0600) to every host,' +
+        " and name it in the table (key_wrap_file = /etc/postfix/tlsmgr-key-wrap)",
+    );
+  const seal = sessionSealOpen(table.keyWrapFile, name, opts.cache ?? "session", table.keyPrefix);
+  const link = await redisLinkOpen(name, { table });
   const timeout = opts.timeout !== undefined && opts.timeout > 0 ? opts.timeout : REDIS_DEFAULT_TTL;
-  return new RedisBackend(link, opts.type ?? "redis", name, Math.ceil(timeout) + 1, opts.cache);
+  return new RedisBackend(link, opts.type ?? "redis", name, Math.ceil(timeout) + 1, seal, opts.cache);
 }
+
 
 export const redisBackendInfo: BackendInfo = {
   types: REDIS_MAP_TYPES,

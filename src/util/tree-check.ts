@@ -1,10 +1,12 @@
 /**
- * tree-check.ts - `tlsmgr-postfix install`: is the installed tree safe for
- *                 master(8) to run as root, and can mail_owner read it?
+ * tree-check.ts - is the installed tree safe for master(8) to run as root,
+ *                 and can mail_owner read it? (`tlsmgr-postfix install`,
+ *                 and the daemon at start-up: master/tree-guard.ts)
  * Owns: the walk of the project tree (and its parent directories, and the
  *       Node.js that runs it) for entries that anyone but root could change,
  *       and for directories or files that mail_owner cannot reach.
- * Not here: what install does with the answers (tools/tlsmgr-postfix.ts).
+ * Not here: what install does with the answers (tools/tlsmgr-postfix.ts),
+ *           the daemon's warnings (master/tree-guard.ts).
  * See also: README.md (Install), postfix/conf/postfix-script (check-perms)
  *
  * master(8) starts the command as root, so whoever can change bin/tlsmgr,
