@@ -14,7 +14,7 @@
  */
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -116,6 +116,22 @@ function readAnnouncement(path: string, timeoutMs: number, announces = true): Pr
  * sends the announcement. Rejects with the daemon's stderr when it exits first
  * or stays silent.
  */
+/**
+ * writeTestMainCf - DIR/main.cf for a daemon of this test process: queue and
+ * data directories under DIR (data made 0700), mail_owner this user (root as
+ * root), then the given lines.
+ */
+export function writeTestMainCf(dir: string, lines: string[]): void {
+  mkdirSync(join(dir, "data"), { recursive: true, mode: 0o700 });
+  writeFileSync(join(dir, "main.cf"), [
+    `queue_directory = ${dir}/queue`,
+    `data_directory = ${dir}/data`,
+    `mail_owner = ${process.getuid?.() === 0 ? "root" : process.env["USER"] ?? "nobody"}`,
+    ...lines,
+    "",
+  ].join("\n"));
+}
+
 export async function startDaemon(opts: StartDaemonOptions = {}): Promise<RunningDaemon> {
   if (!existsSync(DAEMON_MAIN)) {
     throw new Error(`${DAEMON_MAIN} not found: build first (npx tsc -p tsconfig.json)`);

@@ -9,11 +9,10 @@
  */
 
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { startDaemon, tlsmgrTktkey, type RunningDaemon } from "../helpers/daemon.js";
+import { startDaemon, writeTestMainCf, tlsmgrTktkey, type RunningDaemon } from "../helpers/daemon.js";
 import { redisSkipReason, startRedisServer, writeRedisTable, type RedisServerHandle } from "../helpers/redis-server.js";
 import { tempDir } from "../helpers/temp-dir.js";
 import { keygen } from "../../src/tools/keygen.js";
@@ -46,14 +45,9 @@ describe("ticket key names do not choose Redis keys (finding 7)", { skip: redisS
     const wrap = join(dir, "key-wrap");
     keygen(wrap);
     const table = await writeRedisTable(join(dir, "keys.cf"), { servers: `127.0.0.1:${server.port}`, keyPrefix: "kn:", keyWrapFile: wrap, timeout: "2s" });
-    mkdirSync(join(dir, "data"), { mode: 0o700 });
-    writeFileSync(join(dir, "main.cf"), [
-      `queue_directory = ${dir}/queue`,
-      `data_directory = ${dir}/data`,
-      `mail_owner = ${process.getuid?.() === 0 ? "root" : process.env["USER"] ?? "nobody"}`,
+    writeTestMainCf(dir, [
       `tlsmgr_ticket_key_database = redis:${table}`,
-      "",
-    ].join("\n"));
+    ]);
     d = await startDaemon({ configDir: dir, socket: join(dir, "tlsmgr.sock") });
   });
 

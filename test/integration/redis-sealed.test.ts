@@ -17,7 +17,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { startDaemon, tlsmgrLookup, tlsmgrRequest, tlsmgrStatus, type RunningDaemon } from "../helpers/daemon.js";
+import { startDaemon, writeTestMainCf, tlsmgrLookup, tlsmgrRequest, tlsmgrStatus, type RunningDaemon } from "../helpers/daemon.js";
 import { redisCliPath, redisSkipReason, startRedisServer, writeRedisTable, type RedisServerHandle } from "../helpers/redis-server.js";
 import { tempDir } from "../helpers/temp-dir.js";
 import { keygen } from "../../src/tools/keygen.js";
@@ -77,15 +77,10 @@ describe("sealed session entries in Redis (finding 1)", { skip: redisSkipReason(
     keygen(wrap);
     // One table for both caches: keys mx:smtpd:session:ID and mx:smtp:session:ID (cache/backends/redis.ts).
     const table = await writeRedisTable(join(dir, "mx-redis.cf"), { servers: `127.0.0.1:${server.port}`, keyPrefix: "mx:", keyWrapFile: wrap, timeout: "2s" });
-    mkdirSync(join(dir, "data"), { mode: 0o700 });
-    writeFileSync(join(dir, "main.cf"), [
-      `queue_directory = ${dir}/queue`,
-      `data_directory = ${dir}/data`,
-      `mail_owner = ${process.getuid?.() === 0 ? "root" : process.env["USER"] ?? "nobody"}`,
+    writeTestMainCf(dir, [
       `smtpd_tls_session_cache_database = redis:${table}`,
       `smtp_tls_session_cache_database = redis:${table}`,
-      "",
-    ].join("\n"));
+    ]);
     d = await startDaemon({ configDir: dir, socket: join(dir, "tlsmgr.sock") });
   });
 
